@@ -1,0 +1,3 @@
+from chatwatch.cli import main
+
+raise SystemExit(main())

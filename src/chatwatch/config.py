@@ -1,0 +1,268 @@
+"""Settings: a TOML file (or none) validated into typed objects.
+
+Errors name the bad key and value. Relative paths resolve against the config file's folder
+(or the working directory when there is no file). API keys never live here: a model names
+the environment variable that holds its key.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_VAR = "CHATWATCH_CONFIG"
+DEFAULT_FILE = "chatwatch.toml"
+DEFAULT_MODEL_ID = "smollm2"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationDefaults(_Strict):
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1, le=1_000_000)
+    seed: int | None = None
+    system_prompt: str = ""
+
+
+class PriceConfig(_Strict):
+    """USD per million tokens."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cache_read_per_mtok: float | None = Field(None, ge=0)
+
+
+class ModelConfig(_Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    name: str = ""
+    kind: Literal["llama_cpp", "openai"]
+    # llama_cpp
+    path: Path | None = None
+    n_ctx: int = Field(4096, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    # openai-compatible
+    base_url: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    # both
+    defaults: GenerationDefaults = GenerationDefaults()
+    price: PriceConfig | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "ModelConfig":
+        if self.kind == "openai":
+            if not self.base_url:
+                raise ValueError("an 'openai' model needs base_url")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError(f"base_url must start with http:// or https:// (got {self.base_url!r})")
+        if self.kind == "llama_cpp" and (self.base_url or self.api_key_env):
+            raise ValueError("base_url and api_key_env belong to kind = 'openai' models")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def provider_name(self) -> str:
+        if self.provider:
+            return self.provider
+        return "llama.cpp" if self.kind == "llama_cpp" else "openai-compatible"
+
+    @property
+    def provider_model(self) -> str:
+        if self.kind == "openai":
+            return self.model or self.id
+        return self.path.name if self.path else "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class AppConfig(_Strict):
+    language: Literal["es", "en"] = "es"
+    data_dir: Path = Path("data")
+    log_dir: Path = Path("logs")
+    instance: str | None = None  # names this process in records; default host:pid
+
+
+class StoreConfig(_Strict):
+    url: str | None = None  # default: sqlite file in data_dir
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"only sqlite:// and postgresql:// URLs are supported (got {v.split(':')[0]!r})")
+        return v
+
+
+class LogsConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_mb: float = Field(20.0, gt=0)
+
+
+class RetentionConfig(_Strict):
+    raw_days: float = Field(30, gt=0)
+    rollup_days: float = Field(400, gt=0)
+    log_days: float = Field(14, gt=0)
+    interval_minutes: float = Field(60, gt=0)
+
+
+class PrivacyConfig(_Strict):
+    capture_content: bool = False
+
+
+class DashboardConfig(_Strict):
+    refresh_seconds: float = Field(5.0, ge=1)
+    exact_percentiles_max_rows: int = Field(50_000, ge=100)
+
+
+class AlertRuleConfig(_Strict):
+    name: str = Field(min_length=1)
+    kind: Literal[
+        "error_rate", "consecutive_failures", "latency_p95", "slow_response",
+        "ttft_p95", "daily_cost", "memory", "no_success",
+    ]
+    threshold: float = 0.0
+    model: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    window_minutes: float = Field(5, gt=0)
+    min_requests: int = Field(1, ge=0)
+    for_minutes: float = Field(0, ge=0)
+    enabled: bool = True
+
+
+class AlertsConfig(_Strict):
+    notify_env: list[str] = []
+    notify: list[str] = []
+    renotify_minutes: float = Field(60, gt=0)
+    evaluate_every_s: float = Field(30, gt=0)
+    rules: list[AlertRuleConfig] = []
+
+
+class Settings(_Strict):
+    app: AppConfig = AppConfig()
+    models: list[ModelConfig] = []
+    store: StoreConfig = StoreConfig()
+    logs: LogsConfig = LogsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    prices: dict[str, PriceConfig] = {}  # "provider/model" -> price
+    source: Path | None = None  # the file these came from, if any
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Settings":
+        seen: set[str] = set()
+        for m in self.models:
+            if m.id in seen:
+                raise ValueError(f"two models have id {m.id!r}")
+            seen.add(m.id)
+        return self
+
+    def model(self, model_id: str) -> ModelConfig:
+        for m in self.models:
+            if m.id == model_id:
+                return m
+        known = ", ".join(m.id for m in self.models)
+        raise ConfigError(f"unknown model {model_id!r}; configured: {known}")
+
+    @property
+    def default_model(self) -> ModelConfig:
+        return self.models[0]
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.app.data_dir / 'chatwatch.db'}"
+
+
+def bundled_model() -> ModelConfig:
+    return ModelConfig(id=DEFAULT_MODEL_ID, name="SmolLM2 135M (local)", kind="llama_cpp")
+
+
+def _describe(errors: list[dict[str, Any]], raw: dict[str, Any]) -> str:
+    lines = []
+    for e in errors:
+        loc = _loc(e["loc"], raw)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key")
+        elif e["type"] == "missing":
+            lines.append(f"{loc}: required key is missing")
+        else:
+            lines.append(f"{loc} = {e.get('input')!r}: {msg}" if "input" in e and not isinstance(e.get("input"), dict) else f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def _loc(loc: tuple, raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for p in loc:
+        if isinstance(p, int):
+            label = f"[{p}]"
+            if isinstance(node, list) and p < len(node) and isinstance(node[p], dict) and "id" in node[p]:
+                label = f"[{p}] (id {node[p]['id']!r})"
+            parts.append(label)
+            node = node[p] if isinstance(node, list) and p < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(p))
+            node = node.get(p) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _resolve_paths(s: Settings, base: Path) -> Settings:
+    def r(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    app = s.app.model_copy(update={"data_dir": r(s.app.data_dir), "log_dir": r(s.app.log_dir)})
+    models = [m.model_copy(update={"path": r(m.path)}) for m in s.models] or [bundled_model()]
+    store = s.store
+    if store.url and store.url.startswith("sqlite:///") and not store.url.startswith("sqlite:////"):
+        rel = store.url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            store = store.model_copy(update={"url": f"sqlite:///{r(Path(rel))}"})
+    return s.model_copy(update={"app": app, "models": models, "store": store})
+
+
+def parse(raw: dict[str, Any], *, source: Path | None = None) -> Settings:
+    where = str(source) if source else "configuration"
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {where}: {_describe(exc.errors(), raw)}") from None
+    base = source.parent if source else Path.cwd()
+    return _resolve_paths(settings.model_copy(update={"source": source}), base.resolve())
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Load settings from `path`, else $CHATWATCH_CONFIG, else ./chatwatch.toml, else defaults."""
+    explicit = path or os.environ.get(ENV_VAR)
+    if explicit:
+        file = Path(explicit)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+    else:
+        file = Path(DEFAULT_FILE)
+        if not file.is_file():
+            return parse({})
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    return parse(raw, source=file.resolve())

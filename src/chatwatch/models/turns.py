@@ -1,0 +1,53 @@
+"""A fair first-come, first-served turn for one shared resource, with places in line.
+
+One llama.cpp instance must never serve two threads at once (it crashes the process);
+Streamlit runs each browser session on its own thread, so sessions take turns here and a
+waiting session can show its place.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+
+class TurnQueue:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._tickets = itertools.count()
+        self._waiting: list[int] = []  # tickets in arrival order; the head holds the turn
+
+    @contextmanager
+    def turn(self, on_wait: Callable[[int], None] | None = None, poll_s: float = 0.25) -> Iterator[None]:
+        with self._cond:
+            ticket = next(self._tickets)
+            self._waiting.append(ticket)
+            last_place = None
+            try:
+                while self._waiting[0] != ticket:
+                    place = self._waiting.index(ticket)  # 1 = next after the one running
+                    if on_wait is not None and place != last_place:
+                        last_place = place
+                        self._cond.release()  # never call out while holding the lock
+                        try:
+                            on_wait(place)
+                        finally:
+                            self._cond.acquire()
+                        continue
+                    self._cond.wait(poll_s)
+            except BaseException:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+                raise
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+
+    @property
+    def length(self) -> int:
+        with self._cond:
+            return len(self._waiting)

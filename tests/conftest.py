@@ -1,0 +1,14 @@
+"""Shared fixtures. Fixtures that start real servers live in tests/fixtures/*.py and are
+registered here as plugins so every test module can use them."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.paths",
+]
+
+# Tests never read a developer's ./chatwatch.toml or $CHATWATCH_CONFIG by accident.
+os.environ.pop("CHATWATCH_CONFIG", None)
