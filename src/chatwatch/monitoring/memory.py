@@ -1,0 +1,59 @@
+"""Process and system memory, cheap enough to sample before and after every request.
+
+One psutil.Process is reused (building one costs more than reading it). It is rebuilt
+after a fork, since a child would otherwise keep reading its parent's memory.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+_lock = threading.Lock()
+_proc: psutil.Process | None = None
+_proc_pid = -1
+
+
+def _process() -> psutil.Process:
+    global _proc, _proc_pid
+    pid = os.getpid()
+    if _proc is None or _proc_pid != pid:
+        with _lock:
+            if _proc is None or _proc_pid != pid:
+                _proc, _proc_pid = psutil.Process(pid), pid
+    return _proc  # type: ignore[return-value]
+
+
+def process_rss_bytes() -> int:
+    """Resident set size of this process (Linux: one read of /proc/self/statm)."""
+    return _process().memory_info().rss
+
+
+def system_available_bytes() -> int:
+    """Memory the system can give to new work without swapping (MemAvailable on Linux)."""
+    return psutil.virtual_memory().available
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySample:
+    rss_bytes: int
+    system_available_bytes: int
+    system_total_bytes: int
+    taken_at: float  # time.time(), seconds since the epoch
+
+    @property
+    def system_used_fraction(self) -> float:
+        return 1.0 - self.system_available_bytes / self.system_total_bytes if self.system_total_bytes else 0.0
+
+
+def sample() -> MemorySample:
+    vm = psutil.virtual_memory()  # one /proc/meminfo read gives both system figures
+    return MemorySample(
+        rss_bytes=process_rss_bytes(),
+        system_available_bytes=vm.available,
+        system_total_bytes=vm.total,
+        taken_at=time.time(),
+    )

@@ -1,0 +1,168 @@
+"""Pricing: exact Decimal costs, the order of authority, and agreement with genai-prices."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import genai_prices
+import pytest
+from genai_prices import Usage
+from genai_prices.data_snapshot import get_snapshot
+
+from chatwatch.config import ModelConfig, parse
+from chatwatch.monitoring.pricing import Price, Pricer, _fast_rates
+
+M = Decimal(1_000_000)
+# gpt-4o-mini at provider "openai", as read from genai_prices/data.py (genai-prices 0.2.3),
+# USD per million tokens. test_catalogue_rates_unchanged says so if a data update moves them.
+MINI_IN, MINI_CACHED, MINI_OUT = Decimal("0.15"), Decimal("0.075"), Decimal("0.6")
+
+
+def openai_model(model: str = "gpt-4o-mini", **kw) -> ModelConfig:
+    return ModelConfig(id=kw.pop("id", "m"), kind="openai", base_url=kw.pop("base_url", "https://api.openai.com/v1"),
+                       model=model, **kw)
+
+
+@pytest.fixture
+def pricer() -> Pricer:
+    return Pricer(parse({}))
+
+
+def test_catalogue_rates_unchanged():
+    _, info = get_snapshot().find_provider_model("gpt-4o-mini", None, "openai", None)
+    mp = info.get_prices(datetime.now(timezone.utc))
+    assert (mp.input_mtok, mp.cache_read_mtok, mp.output_mtok) == (MINI_IN, MINI_CACHED, MINI_OUT)
+
+
+def test_genai_prices_exact_decimal(pricer):
+    p = pricer.price(openai_model(), input_tokens=1234, output_tokens=567)
+    assert p == Price((1234 * MINI_IN + 567 * MINI_OUT) / M, "genai-prices")
+    assert p.cost_usd == Decimal("0.0005253")  # 185.1 + 340.2 micro-dollars, by hand
+
+
+def test_cache_reads_priced_at_cache_rate_not_twice(pricer):
+    # input_tokens includes the 200 cached tokens (OpenAI's prompt_tokens convention).
+    p = pricer.price(openai_model(), input_tokens=1000, output_tokens=500, cache_read_tokens=200)
+    assert p.cost_usd == (800 * MINI_IN + 200 * MINI_CACHED + 500 * MINI_OUT) / M == Decimal("0.000435")
+    uncached = pricer.price(openai_model(), input_tokens=1000, output_tokens=500)
+    assert uncached.cost_usd - p.cost_usd == 200 * (MINI_IN - MINI_CACHED) / M
+    # Same answer as genai-prices' own public API for the same usage.
+    ref = genai_prices.calc_price(Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=200),
+                                  "gpt-4o-mini", provider_id="openai")
+    assert p.cost_usd == ref.total_price
+
+
+def test_identical_usage_identical_price_streamed_or_not(pricer):
+    # Streaming only changes how usage is collected; the price is a pure function of it.
+    model = openai_model()
+    a = pricer.price(model, input_tokens=4321, output_tokens=99, cache_read_tokens=1024)
+    b = pricer.price(model, input_tokens=4321, output_tokens=99, cache_read_tokens=1024)
+    assert a == b and a.cost_usd is not None
+
+
+def test_model_price_overrides_genai_prices(pricer):
+    model = openai_model(price={"input_per_mtok": 1.1, "output_per_mtok": 2.2})
+    p = pricer.price(model, input_tokens=1000, output_tokens=100)
+    assert p == Price(Decimal("0.00132"), "config")  # 1100 + 220 micro-dollars
+
+
+def test_settings_prices_override_genai_prices():
+    settings = parse({"prices": {"openai/gpt-4o-mini": {"input_per_mtok": 1, "output_per_mtok": 2,
+                                                         "cache_read_per_mtok": 0.5}}})
+    p = Pricer(settings).price(openai_model(provider="openai"), input_tokens=1000, output_tokens=10,
+                               cache_read_tokens=400)
+    assert p == Price((600 * 1 + 400 * Decimal("0.5") + 10 * 2) / M, "config")
+
+
+def test_config_price_for_unknown_model_is_exact():
+    settings = parse({"prices": {"openai-compatible/my-model": {"input_per_mtok": 0.1, "output_per_mtok": 0.2}}})
+    model = openai_model("my-model", base_url="http://127.0.0.1:9/v1")
+    p = Pricer(settings).price(model, input_tokens=3, output_tokens=3, cache_read_tokens=2)
+    # No cache-read rate configured: cached tokens cost the input rate. Floats would give 9.000000000000001e-07.
+    assert p == Price(Decimal("9E-7"), "config")
+    assert Pricer(settings).describe_price(model) == "$0.10 / $0.20 per 1M tokens (config)"
+
+
+def test_model_entry_price_beats_settings_prices():
+    settings = parse({"prices": {"openai-compatible/x": {"input_per_mtok": 9, "output_per_mtok": 9}}})
+    model = openai_model("x", base_url="http://127.0.0.1:9/v1", price={"input_per_mtok": 1, "output_per_mtok": 1})
+    assert Pricer(settings).price(model, input_tokens=1, output_tokens=1).cost_usd == Decimal(2) / M
+
+
+@pytest.mark.parametrize("model", [
+    openai_model("no-such-model-xyz"),                                   # known provider, unknown model
+    openai_model("gpt-4o-mini", provider="no-such-vendor", base_url="http://127.0.0.1:9/v1"),
+    openai_model("gpt-4o-mini", base_url="http://127.0.0.1:8080/v1"),    # self-hosted: not OpenAI's bill
+])
+def test_unknown_stays_unpriced_never_zero(pricer, model):
+    assert pricer.price(model, input_tokens=100, output_tokens=100) == Price(None, "unpriced")
+    assert pricer.describe_price(model) == "unpriced"
+
+
+def test_local_model_costs_zero(pricer):
+    local = ModelConfig(id="smol", kind="llama_cpp")
+    assert pricer.price(local, input_tokens=10, output_tokens=20) == Price(Decimal(0), "local")
+    assert pricer.price(local, input_tokens=None, output_tokens=None) == Price(Decimal(0), "local")
+    assert pricer.describe_price(local) == "free (local)"
+
+
+def test_unknown_tokens_are_unpriced(pricer):
+    assert pricer.price(openai_model(), input_tokens=None, output_tokens=5).source == "unpriced"
+    cfg = openai_model("x", base_url="http://127.0.0.1:9/v1", price={"input_per_mtok": 1, "output_per_mtok": 1})
+    assert pricer.price(cfg, input_tokens=5, output_tokens=None) == Price(None, "unpriced")
+
+
+def test_inconsistent_usage_is_unpriced(pricer):
+    assert pricer.price(openai_model(), input_tokens=10, output_tokens=5, cache_read_tokens=11).cost_usd is None
+    assert pricer.price(openai_model(), input_tokens=-1, output_tokens=5).cost_usd is None
+
+
+def test_provider_name_resolves_without_known_url(pricer):
+    model = openai_model(provider="OpenAI", base_url="https://my-proxy.example/v1")
+    assert pricer.price(model, input_tokens=1000, output_tokens=0).cost_usd == 1000 * MINI_IN / M
+
+
+def test_tiered_prices_match_genai_prices(pricer):
+    # Gemini 2.5 Pro costs more once the prompt exceeds 200K tokens.
+    model = openai_model("gemini-2.5-pro", provider="google", base_url="https://generativelanguage.googleapis.com/v1")
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for n in (200_000, 200_001):
+        got = pricer.price(model, input_tokens=n, output_tokens=1000, cache_read_tokens=5000, when=when)
+        ref = genai_prices.calc_price(Usage(input_tokens=n, output_tokens=1000, cache_read_tokens=5000),
+                                      "gemini-2.5-pro", provider_id="google", genai_request_timestamp=when)
+        assert got == Price(ref.total_price, "genai-prices")
+    small = pricer.price(model, input_tokens=200_000, output_tokens=0, when=when).cost_usd
+    big = pricer.price(model, input_tokens=200_001, output_tokens=0, when=when).cost_usd
+    assert big / 200_001 > small / 200_000
+    assert "tiered above 200,000 prompt tokens" in pricer.describe_price(model)
+
+
+def test_naive_when_is_treated_as_utc(pricer):
+    naive = pricer.price(openai_model(), input_tokens=10, output_tokens=10, when=datetime(2026, 1, 1))
+    aware = pricer.price(openai_model(), input_tokens=10, output_tokens=10,
+                         when=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert naive == aware
+
+
+def test_fast_path_equals_genai_prices_over_whole_catalogue():
+    # Our arithmetic must agree with genai-prices to the last digit wherever we use it.
+    now = datetime.now(timezone.utc)
+    usages = [(0, 0, 0), (1, 1, 0), (1000, 500, 200), (123_457, 98_765, 100_000),
+              (200_001, 7, 100), (272_001, 5, 0), (10**7, 3, 10**7)]
+    checked = 0
+    for provider in get_snapshot().providers:
+        for info in provider.models:
+            mp = info.get_prices(now)
+            rates = _fast_rates(mp)
+            if rates is None:
+                continue
+            for i, o, c in usages:
+                ref = info.calc_price(Usage(input_tokens=i, output_tokens=o, cache_read_tokens=c or None),
+                                      provider, genai_request_timestamp=now).total_price
+                assert rates.cost(i, o, c) == ref, (provider.id, info.id, i, o, c)
+            checked += 1
+    assert checked > 1000  # the fast path covers nearly all the catalogue
+
+
+def test_describe_price(pricer):
+    assert pricer.describe_price(openai_model()) == "$0.15 / $0.60 per 1M tokens, cached input $0.075 (genai-prices)"
