@@ -1,0 +1,450 @@
+"""Chat models behind the OpenAI-compatible HTTP API: OpenAI, Ollama, llama.cpp's server,
+llama_cpp.server, vLLM and the like, through the official `openai` SDK.
+
+Two decisions are chatwatch's, not the SDK's: retries (the SDK's are off) and the request
+deadline. `timeout_s` bounds the whole request; the SDK only bounds each read, so a server
+trickling tokens would never time out. Each request therefore runs on a worker thread that
+hands chunks over a queue; the caller waits on that queue only until the deadline and then
+raises `ModelTimeoutError`, cutting the worker's socket so a stalled read ends too.
+"""
+from __future__ import annotations
+
+import hashlib
+import queue
+import re
+import socket
+import threading
+import time
+from typing import Any, Callable, Generator, Sequence
+
+import openai
+
+try:  # openai>=3 is built on httpx2; older releases on httpx
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    import httpx  # type: ignore[no-redef]
+
+from chatwatch.config import ModelConfig
+from chatwatch.models.base import (
+    Availability,
+    ChatStream,
+    ContextLengthError,
+    GenerationSettings,
+    InvalidRequestError,
+    Message,
+    ModelConnectionError,
+    ModelError,
+    ModelTimeoutError,
+    ProviderError,
+    RateLimitError,
+    StreamProgress,
+    StreamResult,
+    Usage,
+    WaitCallback,
+)
+from chatwatch.models.token_estimate import ServerTokenizer, estimate_prompt_tokens, estimate_tokens
+from chatwatch.secrets import get_api_key, scrub
+
+NO_KEY = "not-needed"  # local servers want no key, but the SDK insists on one
+CONNECT_TIMEOUT_S = 10.0
+CHECK_TIMEOUT_S = 5.0
+TOKENIZE_TIMEOUT_S = 2.0
+_MAX_PROVIDER_MESSAGE = 500
+
+_CONTEXT_RE = re.compile(
+    r"context[ _](length|window|size)|maximum context|exceeds? (the )?(available )?context|too many tokens",
+    re.IGNORECASE,
+)
+
+
+class OpenAICompatModel:
+    """A `ChatModel` served over HTTP by an OpenAI-compatible server."""
+
+    def __init__(self, config: ModelConfig):
+        if config.kind != "openai" or not config.base_url:
+            raise ValueError(f"model {config.id!r} is not an OpenAI-compatible model")
+        self.config = config
+        self.id = config.id
+        self.provider = config.provider_name
+        self.provider_model = config.provider_model
+        self.base_url = config.base_url.rstrip("/")
+        self.timeout_s = config.timeout_s
+        self._lock = threading.Lock()
+        self._client: openai.OpenAI | None = None
+        self._client_key_digest: str | None = None  # notices a changed key; never the key itself
+        self._tokenizer: ServerTokenizer | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatModel(id={self.id!r}, base_url={self.base_url!r}, model={self.provider_model!r})"
+
+    # -- the contract ---------------------------------------------------------------------
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        *,
+        stream: bool = True,
+        on_wait: WaitCallback | None = None,  # unused: a server queues requests on its side, unseen
+    ) -> ChatStream:
+        progress = StreamProgress()
+        messages = list(messages)
+        run = self._streamed if stream else self._whole
+        return ChatStream(run(messages, settings, progress), progress)
+
+    def check(self) -> Availability:
+        """GET {base_url}/models with a short timeout."""
+        try:
+            client = self._client_or_raise()
+            page = client.with_options(timeout=min(CHECK_TIMEOUT_S, self.timeout_s)).models.list()
+            ids = [m.id for m in page.data]
+        except ModelError as exc:
+            return Availability(False, exc.message)
+        except Exception as exc:
+            return Availability(False, self._map_error(exc, midstream=False).message)
+        if not ids:
+            return Availability(True, f"{self.base_url} answers (it lists no models)")
+        listed = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return Availability(True, f"{self.base_url} answers; it serves {listed}")
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _streamed(
+        self, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
+    ) -> Generator[str, None, StreamResult]:
+        client = self._client_or_raise()
+        kwargs = self._request_args(messages, settings)
+        progress.token_source = "estimated"  # chunk counts until the real count arrives
+        progress.mark_started()
+        deadline = time.monotonic() + self.timeout_s
+        call = _Call(lambda c: _pump_stream(client, kwargs, c), name=f"chatwatch-{self.id}")
+        parts: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        opened = False
+        try:
+            while True:
+                kind, value = call.next_event(deadline)
+                if kind == "open":
+                    opened = True
+                elif kind == "chunk":
+                    if getattr(value, "model", None) and progress.response_model is None:
+                        progress.response_model = value.model
+                    usage = getattr(value, "usage", None) or usage
+                    for choice in value.choices or ():
+                        if (choice.index or 0) != 0:  # we ask for one choice; lenient servers omit index
+                            continue
+                        finish = choice.finish_reason or finish
+                        text = choice.delta.content if choice.delta is not None else None
+                        if text:  # servers send role-only and empty chunks; skip them
+                            parts.append(text)
+                            progress.output_tokens += 1
+                            yield text
+                elif kind == "error":
+                    raise self._map_error(value, midstream=opened, chunks=len(parts))
+                else:
+                    break
+        except _Expired:
+            raise self._timeout_error(len(parts)) from None
+        finally:
+            call.cancel()  # a no-op after a clean end; otherwise frees the server at once
+        if finish is None:
+            raise self._early_end(len(parts), dropped=False)
+        text = "".join(parts)
+        result_usage = self._usage(usage, messages, text)
+        return self._finish(text, finish, result_usage, progress)
+
+    def _whole(
+        self, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
+    ) -> Generator[str, None, StreamResult]:
+        client = self._client_or_raise()
+        kwargs = self._request_args(messages, settings)
+        progress.mark_started()
+        deadline = time.monotonic() + self.timeout_s
+        call = _Call(lambda c: c.put("reply", client.chat.completions.create(**kwargs)), name=f"chatwatch-{self.id}")
+        try:
+            kind, value = call.next_event(deadline)
+        except _Expired:
+            raise self._timeout_error(0) from None
+        finally:
+            call.cancel()
+        if kind == "error":
+            raise self._map_error(value, midstream=False)
+        if not hasattr(value, "choices"):  # the SDK hands back raw text for a non-JSON body
+            raise self._error(ProviderError, f"{self._where()} sent a reply that is not a chat completion")
+        choice = value.choices[0] if value.choices else None
+        text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
+        finish = choice.finish_reason if choice is not None else None
+        progress.response_model = getattr(value, "model", None)
+        result_usage = self._usage(getattr(value, "usage", None), messages, text)
+        progress.output_tokens = result_usage.output_tokens or 0
+        if text:
+            yield text
+        return self._finish(text, finish, result_usage, progress)
+
+    def _finish(self, text: str, finish: str | None, usage: Usage, progress: StreamProgress) -> StreamResult:
+        progress.input_tokens = usage.input_tokens
+        if usage.output_tokens is not None:
+            progress.output_tokens = usage.output_tokens
+        progress.token_source = usage.source
+        return StreamResult(
+            text=text,
+            finish_reason=finish,
+            usage=usage,
+            response_model=progress.response_model,
+            notices=tuple(progress.notices),
+        )
+
+    def _request_args(self, messages: Sequence[Message], settings: GenerationSettings) -> dict[str, Any]:
+        # OpenAI's own API wants max_completion_tokens (reasoning models refuse max_tokens);
+        # most other servers only know max_tokens.
+        limit_key = "max_completion_tokens" if "api.openai.com" in self.base_url else "max_tokens"
+        args: dict[str, Any] = {
+            "model": self.provider_model,
+            "messages": [m.as_dict() for m in messages],
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            limit_key: settings.max_tokens,
+        }
+        if settings.seed is not None:
+            args["seed"] = settings.seed
+        if settings.stop:
+            args["stop"] = list(settings.stop)
+        return args
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def _usage(self, reported: Any, messages: Sequence[Message], text: str) -> Usage:
+        if reported is not None and getattr(reported, "completion_tokens", None) is not None:
+            prompt_details = getattr(reported, "prompt_tokens_details", None)
+            completion_details = getattr(reported, "completion_tokens_details", None)
+            return Usage(
+                input_tokens=getattr(reported, "prompt_tokens", None),
+                output_tokens=reported.completion_tokens,
+                source="reported",
+                cache_read_tokens=getattr(prompt_details, "cached_tokens", None),
+                reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+            )
+        counted = self._server_tokenizer().count(text)
+        if counted is not None:
+            # The server's tokenizer counts the reply exactly; the prompt it saw went through
+            # a chat template we cannot see, so its size stays unknown rather than guessed.
+            return Usage(input_tokens=None, output_tokens=counted, source="counted")
+        return Usage(
+            input_tokens=estimate_prompt_tokens(messages), output_tokens=estimate_tokens(text), source="estimated"
+        )
+
+    def _server_tokenizer(self) -> ServerTokenizer:
+        with self._lock:
+            if self._tokenizer is None:
+                root = self.base_url.removesuffix("/v1")  # tokenizer endpoints sit at the root
+                key = self._client.api_key if self._client is not None else None
+                headers = {"Authorization": f"Bearer {key}"} if key and key != NO_KEY else {}
+                self._tokenizer = ServerTokenizer(root, self.provider_model, headers, TOKENIZE_TIMEOUT_S)
+            return self._tokenizer
+
+    # -- client and key -------------------------------------------------------------------
+
+    def _client_or_raise(self) -> openai.OpenAI:
+        env = self.config.api_key_env
+        key = get_api_key(env) if env else NO_KEY
+        if key is None:
+            raise InvalidRequestError(
+                f"Model '{self.id}' at {self.base_url} needs an API key: set the environment variable "
+                f"{env} or add {env} to .streamlit/secrets.toml",
+                model_id=self.id,
+                provider=self.provider,
+            )
+        with self._lock:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            if self._client is None or self._client_key_digest != digest:
+                self._client = openai.OpenAI(
+                    base_url=self.base_url,
+                    api_key=key,
+                    max_retries=0,  # retrying is chatwatch's decision, not the SDK's
+                    timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, CONNECT_TIMEOUT_S)),
+                )
+                self._client_key_digest = digest
+                self._tokenizer = None  # its auth header follows the key
+            return self._client
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _error(self, cls: type[ModelError], message: str) -> ModelError:
+        return cls(message, model_id=self.id, provider=self.provider)
+
+    def _where(self) -> str:
+        return f"model '{self.id}' at {self.base_url}"
+
+    def _timeout_error(self, chunks: int) -> ModelError:
+        got = f" (after {chunks} chunks)" if chunks else ""
+        return self._error(
+            ModelTimeoutError, f"Timed out: {self._where()} did not finish within {self.timeout_s:g} s{got}"
+        )
+
+    def _early_end(self, chunks: int, *, dropped: bool, reason: str = "") -> ModelError:
+        how = "the connection dropped" if dropped else "no finish_reason was sent"
+        if chunks == 0:
+            # llama_cpp.server, for one, answers 200 and then sends nothing when the prompt
+            # does not fit its context window.
+            how += "; nothing was received, the server may have failed on the prompt (too long?)"
+        else:
+            how += f" after {chunks} chunks"
+        detail = f": {reason}" if reason else ""
+        return self._error(ProviderError, f"The reply from {self._where()} stream ended early ({how}){detail}")
+
+    def _map_error(self, exc: BaseException, *, midstream: bool, chunks: int = 0) -> ModelError:
+        """The taxonomy error for an SDK/transport failure; the provider's words kept, scrubbed."""
+        where = self._where()
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc.status_code, _provider_message(exc))
+        if isinstance(exc, openai.APITimeoutError):
+            idle = f"no data for {self.timeout_s:g} s" if midstream else f"no answer within {self.timeout_s:g} s"
+            return self._error(ModelTimeoutError, f"Timed out: {where} sent {idle}")
+        if midstream and isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+            return self._early_end(chunks, dropped=True, reason=_transport_reason(exc))
+        if isinstance(exc, openai.APIConnectionError):
+            return self._error(ModelConnectionError, f"Could not reach {where}: {_transport_reason(exc)}")
+        if isinstance(exc, openai.APIError):  # an error event inside a stream, a malformed reply
+            message = _provider_message(exc)
+            if _CONTEXT_RE.search(message):
+                return self._error(ContextLengthError, f"The conversation is too long for {where}: {message}")
+            return self._error(ProviderError, f"{where} failed: {message}")
+        detail = scrub(str(exc))[:_MAX_PROVIDER_MESSAGE]
+        return self._error(ProviderError, f"{where} failed: {type(exc).__name__}: {detail}")
+
+    def _status_error(self, status: int, message: str) -> ModelError:
+        where = self._where()
+        said = f": {message}" if message else ""
+        if status == 429:
+            return self._error(RateLimitError, f"Rate limited: {where} answered HTTP 429{said}")
+        if status in (401, 403):
+            env = self.config.api_key_env
+            hint = f"check the key in {env}" if env else "the server wants a key: set api_key_env for this model"
+            return self._error(InvalidRequestError, f"{where} rejected the API key (HTTP {status}); {hint}{said}")
+        if status in (400, 413, 422) and _CONTEXT_RE.search(message):
+            return self._error(ContextLengthError, f"The conversation is too long for {where} (HTTP {status}){said}")
+        if status == 404:
+            return self._error(
+                InvalidRequestError,
+                f"{where} answered HTTP 404: unknown model '{self.provider_model}' or wrong base_url{said}",
+            )
+        if status >= 500:
+            return self._error(ProviderError, f"{where} failed on its side (HTTP {status}){said}")
+        return self._error(InvalidRequestError, f"{where} refused the request (HTTP {status}){said}")
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _provider_message(exc: BaseException) -> str:
+    """The provider's own words: `error.message` of the usual JSON body, else the SDK's."""
+    body = getattr(exc, "body", None)
+    message: Any = None
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            message = inner.get("message") or inner.get("detail")
+        elif isinstance(inner, str):
+            message = inner
+        if message is None:
+            message = body.get("message") or body.get("detail")
+    elif isinstance(body, str):
+        message = body
+    if not message:
+        message = getattr(exc, "message", None) or str(exc)
+    return scrub(str(message)).strip()[:_MAX_PROVIDER_MESSAGE]
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """A short reason from the transport error under the SDK's generic 'Connection error.'."""
+    cause: BaseException | None = exc
+    while cause is not None and isinstance(cause, openai.APIConnectionError):
+        cause = cause.__cause__ or cause.__context__
+    text = str(cause or exc)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered:
+        return "host not found"
+    if "reset" in lowered:
+        return "connection reset"
+    if "peer closed" in lowered or "incomplete" in lowered:
+        return "the server closed the connection mid-reply"
+    return scrub(text)[:_MAX_PROVIDER_MESSAGE] or type(cause or exc).__name__
+
+
+class _Expired(Exception):
+    """The request's deadline passed."""
+
+
+class _Call:
+    """One HTTP request on its own daemon thread, so the caller can give up at the deadline
+    even while a read is stuck. Events flow as (kind, value) over a queue."""
+
+    def __init__(self, work: Callable[["_Call"], None], *, name: str):
+        self.cancelled = threading.Event()
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._response: Any = None  # the live httpx response while the worker reads it
+        threading.Thread(target=self._run, args=(work,), name=name, daemon=True).start()
+
+    def _run(self, work: Callable[["_Call"], None]) -> None:
+        try:
+            work(self)
+        except BaseException as exc:  # handed to the caller, who maps it
+            self.put("error", exc)
+        else:
+            self.put("end", None)
+
+    def put(self, kind: str, value: Any) -> None:
+        self._events.put((kind, value))
+
+    def next_event(self, deadline: float) -> tuple[str, Any]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Expired
+        try:
+            return self._events.get(timeout=remaining)
+        except queue.Empty:
+            raise _Expired from None
+
+    def attach(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+
+    def detach(self) -> None:
+        with self._lock:
+            self._response = None
+
+    def cancel(self) -> None:
+        """Stop the worker: it quits at its next chunk, and a read stuck on a silent server
+        is woken by shutting the socket down (not closing it: the worker still owns the
+        descriptor, and closing it under a blocked read would not wake it on Linux)."""
+        self.cancelled.set()
+        with self._lock:
+            response = self._response
+            if response is None or getattr(response, "is_closed", False):
+                return
+            stream = getattr(response, "extensions", {}).get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already gone
+
+
+def _pump_stream(client: openai.OpenAI, kwargs: dict[str, Any], call: _Call) -> None:
+    """Worker side of a streamed request: chunks go to the caller as they arrive."""
+    stream = client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+    call.attach(stream.response)
+    try:
+        call.put("open", None)
+        for chunk in stream:
+            if call.cancelled.is_set():
+                break
+            call.put("chunk", chunk)
+    finally:
+        call.detach()
+        stream.close()
