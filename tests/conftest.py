@@ -8,6 +8,9 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.paths",
+    "tests.fixtures.db",
+    "tests.fixtures.servers",
+    "tests.fixtures.webhook",
 ]
 
 # Tests never read a developer's ./chatwatch.toml or $CHATWATCH_CONFIG by accident.

@@ -55,7 +55,8 @@ def read_lines(path: Path) -> list[dict]:
 
 
 def chatwatch_handlers() -> list[logging.Handler]:
-    return logging.getLogger("chatwatch").handlers
+    # pytest's own capture handlers may sit on the logger too; they are not ours to count.
+    return [h for h in logging.getLogger("chatwatch").handlers if not type(h).__module__.startswith("_pytest")]
 
 
 def test_configure_once_per_process(tmp_path: Path) -> None:

@@ -100,3 +100,40 @@ schema_migrations = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("applied_us", sa.BigInteger, nullable=False),
 )
+
+# Pre-aggregated request metrics per time bucket (grain_s = 60 or 3600), model and status,
+# updated in the same transaction as each request row (monitoring/rollups.py). Sums let the
+# dashboard compute means, rates and tokens/s over long ranges without scanning raw rows;
+# the latency and TTFT histograms (monitoring/histogram.py) give percentiles. A histogram is
+# a blob of sparse (bucket, count) pairs in the row itself, so a 7-day view reads one row
+# per hour, model and status instead of one per occupied histogram bucket.
+# WITHOUT ROWID on SQLite: the primary key is the table, so range scans by (grain, time)
+# read contiguous pages and each upsert touches one B-tree instead of two.
+rollups = sa.Table(
+    "rollups",
+    metadata,
+    sa.Column("grain_s", sa.Integer, primary_key=True),
+    sa.Column("bucket_us", sa.BigInteger, primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("latency_n", sa.Integer, nullable=False),
+    sa.Column("latency_sum_s", sa.Float, nullable=False),
+    sa.Column("ttft_n", sa.Integer, nullable=False),
+    sa.Column("ttft_sum_s", sa.Float, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False),
+    # Decode phase (latency - ttft) of requests that have both, with their output tokens:
+    # tokens/s = decode_output_tokens / decode_s.
+    sa.Column("decode_s", sa.Float, nullable=False),
+    sa.Column("decode_output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("unpriced", sa.Integer, nullable=False),
+    # Memory gauge: worst values seen in the bucket.
+    sa.Column("rss_after_max_bytes", sa.BigInteger),
+    sa.Column("system_available_min_bytes", sa.BigInteger),
+    sa.Column("latency_hist", sa.LargeBinary),
+    sa.Column("ttft_hist", sa.LargeBinary),
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,124 @@
+"""Exports: JSON, JSONL and CSV with filters, formula escaping and streaming."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from chatwatch.monitoring import export
+from chatwatch.monitoring.queries import Filters
+from chatwatch.monitoring.record import EXPORT_FIELDS
+from chatwatch.monitoring.store import Store
+from tests.fixtures.db import make_record
+
+T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+
+
+def _fill(store: Store, n: int = 30) -> list:
+    records = [
+        make_record(started_at=T0 + timedelta(seconds=i), model="a" if i % 2 else "b",
+                    cost_usd=Decimal("0.000000123") * i if i % 5 else None)
+        for i in range(n)
+    ]
+    store.write_many(records)
+    return records
+
+
+def test_json_is_one_array_of_export_fields(store: Store) -> None:
+    records = _fill(store)
+    text = "".join(export.iter_export(store, "json"))
+    data = json.loads(text)
+    assert [d["id"] for d in data] == [r.id for r in records]  # oldest first
+    assert all(tuple(d) == EXPORT_FIELDS for d in data)
+    assert data[1]["started_at"] == "2026-02-01T00:00:01.000000Z"
+    assert data[1]["cost_usd"] == "0.000000123" and data[0]["cost_usd"] is None
+    assert data[1] == records[1].to_dict()
+
+
+def test_jsonl_and_filters(store: Store) -> None:
+    records = _fill(store)
+    f = Filters(since=T0 + timedelta(seconds=10), until=T0 + timedelta(seconds=20), models=["a"], statuses=["ok"])
+    lines = "".join(export.iter_export(store, "jsonl", f)).splitlines()
+    want = [r.id for r in records if r.model == "a" and T0 + timedelta(seconds=10) <= r.started_at < T0 + timedelta(seconds=20)]
+    assert [json.loads(line)["id"] for line in lines] == want
+    assert export.write_export(store, io.StringIO(), "jsonl", Filters(statuses=["error"])) == 0
+
+
+def test_csv_escapes_formulas_in_text_cells_only(store: Store) -> None:
+    record = make_record(prompt_text="=HYPERLINK(\"http://x\")", response_text="+1+1",
+                         error_message="-2+3", model="@SUM(A1)", session_id="\tcmd",
+                         cost_usd=Decimal("1.5"), temperature=0.0)
+    store.write(record)
+    out = io.StringIO()
+    assert export.write_export(store, out, "csv") == 1
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert tuple(rows[0]) == EXPORT_FIELDS
+    row = dict(zip(rows[0], rows[1]))
+    assert row["prompt_text"] == "'=HYPERLINK(\"http://x\")"
+    assert row["response_text"] == "'+1+1"
+    assert row["error_message"] == "'-2+3"
+    assert row["model"] == "'@SUM(A1)"
+    assert row["session_id"] == "'\tcmd"
+    assert row["cost_usd"] == "1.5" and row["latency_s"] == "1.25" and row["temperature"] == "0.0"
+    assert row["stream"] == "true" and row["reasoning_tokens"] == ""
+
+
+def test_csv_cell_rules() -> None:
+    assert export.csv_cell("error_message", "-oops") == "'-oops"
+    assert export.csv_cell("cost_usd", "-1.5") == "-1.5"  # numeric in meaning: untouched
+    assert export.csv_cell("latency_s", -1.5) == -1.5
+    assert export.csv_cell("prompt_text", None) == ""
+
+
+@pytest.mark.parametrize("fmt", export.FORMATS)
+def test_exports_stream_in_chunks(store: Store, fmt: str) -> None:
+    _fill(store, 95)
+    chunks = export.iter_export(store, fmt, chunk_rows=10)
+    first = next(chunks)  # available before the rest is read
+    rest = list(chunks)
+    assert len(rest) >= 9
+    text = first + "".join(rest)
+    if fmt == "json":
+        assert len(json.loads(text)) == 95
+    elif fmt == "jsonl":
+        assert len(text.splitlines()) == 95
+    else:
+        assert len(list(csv.reader(io.StringIO(text)))) == 96
+
+
+def test_export_reads_lazily_with_a_streaming_cursor(store: Store, monkeypatch) -> None:
+    """Rows are fetched in yield_per partitions, never all at once."""
+    _fill(store, 50)
+    seen: list[dict] = []
+    real = export._rows
+
+    def spy(store_, filters, chunk_rows):
+        for chunk in real(store_, filters, chunk_rows):
+            seen.append({"size": len(chunk)})
+            yield chunk
+
+    cursors: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda conn, cursor, *a: cursors.append(type(cursor).__name__))
+    monkeypatch.setattr(export, "_rows", spy)
+    chunks = export.iter_export(store, "jsonl", chunk_rows=7)
+    assert seen == []  # nothing read until asked
+    next(chunks)
+    assert seen == [{"size": 7}]
+    if store.dialect == "postgresql":
+        assert cursors[-1] == "ServerCursor"  # rows stay on the server until fetched
+    list(chunks)
+    assert sum(s["size"] for s in seen) == 50 and max(s["size"] for s in seen) == 7
+
+
+def test_empty_exports_are_valid(store: Store) -> None:
+    assert json.loads("".join(export.iter_export(store, "json"))) == []
+    assert "".join(export.iter_export(store, "jsonl")) == ""
+    assert list(csv.reader(io.StringIO("".join(export.iter_export(store, "csv"))))) == [list(EXPORT_FIELDS)]
+    with pytest.raises(ValueError):
+        export.iter_export(store, "xml")
