@@ -1,0 +1,402 @@
+"""Each rule kind fires and resolves on crafted records (SQLite and PostgreSQL), with an
+injected clock; min_requests, for_minutes, hysteresis and the re-notify interval hold;
+config rules are seeded and page edits win until the config version changes."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+
+from chatwatch import config
+from chatwatch.monitoring.alerts import AlertService, Rule
+from chatwatch.monitoring.alerts.channels import Message
+from chatwatch.monitoring.alerts.rules import validate
+from chatwatch.monitoring.store import to_us
+from tests.fixtures.db import BASE_TIME, make_record
+
+T0 = BASE_TIME
+MIN = 60
+
+
+class Recorder:
+    """A channel that keeps what it is sent."""
+
+    label = "recorder://"
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def send(self, message: Message, timeout_s: float) -> None:
+        self.messages.append(message)
+
+
+class Harness:
+    def __init__(self, store, rules: list[dict], *, renotify_minutes: float = 60, instance: str = "test:1"):
+        self.store = store
+        self.now = to_us(T0)
+        self.channel = Recorder()
+        self.settings = config.parse({
+            "app": {"language": "en"},
+            "models": [
+                {"id": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                {"id": "b", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            ],
+            "alerts": {"renotify_minutes": renotify_minutes, "rules": rules},
+        })
+        self.service = AlertService(self.settings, store.engine, instance=instance, clock=lambda: self.now,
+                                    channels=[self.channel])
+        assert self.service.config_problems == []
+        self.service.seed()
+
+    def add(self, at_s: float, **fields) -> None:
+        fields.setdefault("model", "a")
+        self.store.write(make_record(started_at=T0 + timedelta(seconds=at_s), **fields))
+
+    def eval(self, at_s: float) -> list[tuple[str, str]]:
+        self.now = to_us(T0 + timedelta(seconds=at_s))
+        return [(e.rule, e.state) for e in self.service.evaluate_now()]
+
+    def state(self, rule: str) -> str:
+        return {s.rule.name: s.state.state for s in self.service.active(include_pending=True)}.get(rule, "ok")
+
+    def close(self) -> None:
+        self.service.close()
+
+
+@pytest.fixture
+def harness(store):
+    made: list[Harness] = []
+
+    def make(rules: list[dict], **kw) -> Harness:
+        h = Harness(store, rules, **kw)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_error_rate_respects_min_requests_then_fires_and_resolves(harness):
+    h = harness([{"name": "errors", "kind": "error_rate", "threshold": 0.5, "window_minutes": 5, "min_requests": 4}])
+    for i in range(3):
+        h.add(i, status="error")
+    assert h.eval(10) == []  # 3/3 failed, but fewer than min_requests
+    h.add(11)
+    assert h.eval(12) == [("errors", "firing")]  # 3/4 = 75 %
+    assert h.eval(13) == []  # still firing: notified once
+    for i in range(6):
+        h.add(20 + i)
+    assert h.eval(30) == [("errors", "resolved")]  # 3/10 = 30 %
+    events = h.service.history()
+    assert [(e.state, round(e.value, 2)) for e in events] == [("resolved", 0.3), ("firing", 0.75)]
+    assert events[1].threshold == 0.5 and events[1].instance == "test:1" and events[1].model == "a"
+
+
+def test_error_rate_hysteresis_keeps_firing_near_threshold(harness):
+    h = harness([{"name": "errors", "kind": "error_rate", "threshold": 0.5, "min_requests": 2}])
+    h.add(0, status="error")
+    h.add(1)
+    assert h.eval(2) == [("errors", "firing")]  # 50 %
+    for i in range(4):  # 5/11 = 45.5 %: below 50 % but not below 45 %
+        h.add(3 + i, status="error" if i < 4 else "ok")
+    for i in range(5):
+        h.add(10 + i)
+    assert h.eval(20) == []
+    assert h.state("errors") == "firing"
+    h.add(21)
+    h.add(22)  # 5/13 = 38 %
+    assert h.eval(23) == [("errors", "resolved")]
+
+
+def test_consecutive_failures_per_model(harness):
+    h = harness([
+        {"name": "a down", "kind": "consecutive_failures", "threshold": 3, "model": "a", "severity": "critical"},
+        {"name": "any down", "kind": "consecutive_failures", "threshold": 3},
+    ])
+    h.add(0, status="error")
+    h.add(1, status="error")
+    h.add(2, status="error", model="b")
+    h.add(3, status="cancelled")  # the user's choice: neither breaks nor extends a streak
+    assert h.eval(5) == []
+    h.add(6, status="error")
+    assert sorted(h.eval(7)) == [("a down", "firing"), ("any down", "firing")]
+    any_down = h.service.history(rules=["any down"])[0]
+    assert any_down.value == 3 and any_down.model == "a" and any_down.scope is None
+    h.add(8)
+    assert sorted(h.eval(9)) == [("a down", "resolved"), ("any down", "resolved")]
+
+
+def test_consecutive_failures_only_counts_the_window(harness):
+    h = harness([{"name": "down", "kind": "consecutive_failures", "threshold": 2, "window_minutes": 5}])
+    h.add(0, status="error")
+    h.add(1, status="error")
+    assert h.eval(2) == [("down", "firing")]
+    assert h.eval(6 * MIN) == [("down", "resolved")]  # no new requests: the streak left the window
+
+
+@pytest.mark.parametrize("kind,column", [("latency_p95", "latency_s"), ("ttft_p95", "ttft_s")])
+def test_p95_rules(harness, kind, column):
+    h = harness([{"name": "slow", "kind": kind, "threshold": 2.0, "window_minutes": 5, "min_requests": 20}])
+    for i in range(18):
+        h.add(i, **{column: 1.0})
+    h.add(18, **{column: 5.0})
+    assert h.eval(19) == []  # too few requests
+    h.add(19, **{column: 5.0})
+    assert h.eval(20) == [("slow", "firing")]  # 2 of 20 over: p95 = 5 s
+    assert h.service.history()[0].value == 5.0
+    h.add(21, status="error", **{column: None})  # no value: not counted
+    for i in range(20):  # the slow ones leave the window; fast ones come in
+        h.add(4 * MIN + i, **{column: 1.0})
+    assert h.eval(5 * MIN + 30) == [("slow", "resolved")]
+
+
+def test_slow_response_needs_one_request(harness):
+    h = harness([{"name": "one slow", "kind": "slow_response", "threshold": 10, "window_minutes": 2, "min_requests": 50}])
+    h.add(0, latency_s=3.0)
+    assert h.eval(1) == []
+    h.add(2, latency_s=12.5, status="cancelled")  # cancelled: not the model's slowness
+    assert h.eval(3) == []
+    h.add(4, latency_s=12.5)
+    assert h.eval(5) == [("one slow", "firing")]
+    assert h.eval(2 * MIN + 3) == []  # still in the 2-minute window
+    assert h.eval(2 * MIN + 5) == [("one slow", "resolved")]
+
+
+def test_daily_cost_total_and_per_model_resets_at_utc_midnight(harness):
+    from decimal import Decimal
+
+    h = harness([
+        {"name": "budget", "kind": "daily_cost", "threshold": 1.0},
+        {"name": "b budget", "kind": "daily_cost", "threshold": 1.0, "model": "b"},
+    ])
+    yesterday = -13 * 3600  # T0 is 12:00 UTC
+    h.add(yesterday, cost_usd=Decimal("5"))  # yesterday's spending does not count
+    h.add(0, cost_usd=Decimal("0.6"))
+    assert h.eval(1) == []
+    h.add(2, cost_usd=Decimal("0.6"), status="cancelled")  # money spent is spent
+    assert h.eval(3) == [("budget", "firing")]
+    assert h.service.history()[0].value == pytest.approx(1.2)
+    h.add(4, cost_usd=Decimal("1.5"), model="b")
+    assert h.eval(5) == [("b budget", "firing")]
+    midnight = 12 * 3600
+    assert sorted(h.eval(midnight + 1)) == [("b budget", "resolved"), ("budget", "resolved")]
+
+
+def test_memory_uses_latest_rss_per_process(harness):
+    mb = 1 << 20
+    h = harness([{"name": "rss", "kind": "memory", "threshold": 500, "window_minutes": 10}])
+    h.add(0, rss_after_bytes=300 * mb, instance="p1")
+    assert h.eval(1) == []
+    h.add(2, rss_after_bytes=650 * mb, instance="p2")
+    assert h.eval(3) == [("rss", "firing")]
+    assert h.service.history()[0].value == pytest.approx(650)
+    h.add(4, rss_after_bytes=460 * mb, instance="p2")  # p2's latest is now 460 MB (< 450? no)
+    assert h.eval(5) == []  # within the hysteresis band (450..500)
+    h.add(6, rss_after_bytes=400 * mb, instance="p2")
+    assert h.eval(7) == [("rss", "resolved")]
+
+
+def test_memory_counts_model_loads(harness, store):
+    h = harness([{"name": "rss", "kind": "memory", "threshold": 500}])
+    store.write_model_load(model="a", instance="p1", load_s=1.0, ok=True, loaded_at=T0, rss_after_bytes=900 << 20)
+    assert h.eval(1) == [("rss", "firing")]
+
+
+def test_no_success(harness):
+    h = harness([{"name": "nothing works", "kind": "no_success", "window_minutes": 10, "min_requests": 2}])
+    assert h.eval(0) == []  # no requests at all: nothing to say
+    h.add(1, status="error")
+    assert h.eval(2) == []  # below min_requests
+    h.add(3, status="error", model="b")
+    assert h.eval(4) == []  # one each: still too few per model
+    h.add(5, status="error")
+    assert h.eval(6) == [("nothing works", "firing")]
+    event = h.service.history()[0]
+    assert event.model == "a" and event.value == 2
+    h.add(7)
+    assert h.eval(8) == [("nothing works", "resolved")]
+
+
+def test_for_minutes_delays_firing_and_a_blip_never_fires(harness):
+    h = harness([{"name": "errors", "kind": "error_rate", "threshold": 0.5, "min_requests": 1, "for_minutes": 2,
+                  "window_minutes": 1}])
+    h.add(0, status="error")
+    assert h.eval(1) == []
+    assert h.state("errors") == "pending"
+    assert h.eval(61) == [] and h.state("errors") == "ok"  # the error left the window: a blip
+    assert h.service.history() == []
+    h.add(100, status="error")
+    h.eval(101)
+    for t in (130, 160, 190, 220):  # errors keep coming
+        h.add(t - 1, status="error")
+        assert h.eval(t) == []
+    h.add(220, status="error")
+    assert h.eval(221) == [("errors", "firing")]  # 120 s after it started holding
+
+
+def test_renotify_interval(harness):
+    h = harness([{"name": "down", "kind": "consecutive_failures", "threshold": 1, "window_minutes": 1440,
+                  "severity": "critical"}], renotify_minutes=10)
+    h.add(0, status="error")
+    assert h.eval(1) == [("down", "firing")]
+    assert h.eval(5 * MIN) == []
+    assert h.eval(10 * MIN + 1) == [("down", "renotify")]
+    assert h.eval(15 * MIN) == []
+    assert h.eval(20 * MIN) == []  # 10 minutes after the last notification, not the first
+    assert h.eval(20 * MIN + 1) == [("down", "renotify")]
+    seqs = [(e.state, e.seq) for e in reversed(h.service.history())]
+    assert seqs == [("firing", 0), ("renotify", 1), ("renotify", 2)]
+    assert h.service.notifier.drain(5)
+    titles = [m.title for m in h.channel.messages]
+    assert titles == ["[chatwatch] CRITICAL ALERT: down"] + ["[chatwatch] STILL FIRING (CRITICAL): down"] * 2
+    assert [m.kind for m in h.channel.messages] == ["failure"] * 3
+
+
+def test_disabled_and_deleted_rules_resolve(harness):
+    h = harness([{"name": "down", "kind": "consecutive_failures", "threshold": 1}])
+    h.add(0, status="error")
+    assert h.eval(1) == [("down", "firing")]
+    rule = h.service.rule("down")
+    assert h.service.save_rule(rule.with_settings(enabled=False), create=False) == {}
+    assert h.eval(2) == [("down", "resolved")]
+    assert h.service.save_rule(rule, create=False) == {}
+    assert h.eval(3) == [("down", "firing")]
+    assert h.service.delete_rule("down")
+    assert h.eval(4) == [("down", "resolved")]
+    assert h.service.rule("down") is None
+
+
+def test_log_line_level_follows_severity(harness):
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    logger = logging.getLogger("chatwatch.alerts")
+    logger.addHandler(handler)
+    try:
+        h = harness([
+            {"name": "crit", "kind": "consecutive_failures", "threshold": 1, "severity": "critical"},
+            {"name": "warn", "kind": "consecutive_failures", "threshold": 1, "severity": "warning"},
+            {"name": "info", "kind": "consecutive_failures", "threshold": 1, "severity": "info"},
+        ])
+        h.add(0, status="error")
+        h.eval(1)
+    finally:
+        logger.removeHandler(handler)
+    levels = {r.alert_rule: r.levelname for r in records if hasattr(r, "alert_rule")}
+    assert levels == {"crit": "ERROR", "warn": "WARNING", "info": "WARNING"}
+    crit = next(r for r in records if getattr(r, "alert_rule", None) == "crit")
+    assert "CRITICAL ALERT: crit" in crit.getMessage() and "1 in a row" in crit.getMessage()
+
+
+# --- config seeding and page edits ------------------------------------------------------------
+
+def _settings(rules: list[dict]) -> config.Settings:
+    return config.parse({"alerts": {"rules": rules}})
+
+
+def test_page_edits_win_until_the_config_version_changes(store):
+    v1 = [{"name": "slow", "kind": "slow_response", "threshold": 10}]
+    svc = AlertService(_settings(v1), store.engine, instance="t")
+    assert svc.seed().inserted == ["slow"]
+    edited = svc.rule("slow").with_settings(threshold=20.0, severity="critical")
+    assert svc.save_rule(edited, create=False) == {}
+    again = AlertService(_settings(v1), store.engine, instance="t")  # a restart, same config
+    assert again.seed().kept == ["slow"]
+    rule = again.rule("slow")
+    assert (rule.threshold, rule.severity, rule.edited, rule.origin) == (20.0, "critical", True, "config")
+    v2 = [{"name": "slow", "kind": "slow_response", "threshold": 15}]
+    changed = AlertService(_settings(v2), store.engine, instance="t")
+    assert changed.seed().replaced == ["slow"]
+    rule = changed.rule("slow")
+    assert (rule.threshold, rule.severity, rule.edited) == (15.0, "warning", False)
+    # Reset drops page edits; deleting a config rule lasts until its config version changes.
+    changed.save_rule(rule.with_settings(threshold=99.0), create=False)
+    assert changed.reset_rule("slow") and changed.rule("slow").threshold == 15.0
+    assert changed.delete_rule("slow")
+    assert AlertService(_settings(v2), store.engine, instance="t").seed().kept == ["slow"]
+    assert changed.rule("slow") is None
+    # Gone from the config: deleted; back in the config: back.
+    assert AlertService(_settings([]), store.engine, instance="t").seed().removed == ["slow"]
+    back = AlertService(_settings(v1), store.engine, instance="t")
+    assert back.seed().replaced == ["slow"] and back.rule("slow").threshold == 10.0
+    assert AlertService(_settings([]), store.engine, instance="t").seed().removed == ["slow"]
+    assert back.rule("slow") is None
+    for s in (svc, again, changed, back):
+        s.close()
+
+
+def test_page_rules_create_validate_and_clash(store):
+    svc = AlertService(_settings([{"name": "cfg", "kind": "memory", "threshold": 500}]), store.engine, instance="t")
+    svc.seed()
+    bad = Rule(name="  ", kind="error_rate", threshold=5, window_minutes=0, min_requests=-1, model="nope")
+    problems = {k: p.text("en") for k, p in svc.save_rule(bad, create=True).items()}
+    assert problems == {
+        "name": "the name is required",
+        "threshold": "an error rate is a fraction between 0 and 1 (0.05 = 5 %), not 5",
+        "window_minutes": "the window must be more than 0 and at most 1440 minutes (a day), not 0",
+        "min_requests": "the minimum number of requests must be a whole number of at least 0, not -1",
+        "model": "unknown model 'nope'",
+    }
+    assert svc.save_rule(bad, create=True)["threshold"].text("es").startswith("una tasa de errores es una fracción")
+    good = Rule(name="my errors", kind="error_rate", threshold=0.1, model="smollm2")
+    assert svc.save_rule(good, create=True) == {}
+    assert svc.save_rule(good, create=True)["name"].text("en") == "a rule named 'my errors' already exists"
+    assert svc.save_rule(Rule(name="cfg", kind="memory", threshold=1), create=True)["name"].key == "err.exists"
+    assert [r.name for r in svc.rules()] == ["cfg", "my errors"]
+    assert svc.rule("my errors").origin == "page"
+    assert svc.delete_rule("my errors")
+    assert svc.save_rule(good, create=True) == {}  # a deleted rule's name can be used again
+    svc.close()
+
+
+def test_invalid_config_rules_are_reported_and_skipped(store):
+    settings = _settings([
+        {"name": "pct", "kind": "error_rate", "threshold": 5},
+        {"name": "ok", "kind": "error_rate", "threshold": 0.05},
+        {"name": "ok", "kind": "memory", "threshold": 100},
+        {"name": "ghost", "kind": "no_success", "model": "not-configured"},
+    ])
+    svc = AlertService(settings, store.engine, instance="t")
+    assert svc.config_problems == [
+        "alerts.rules[0] (name 'pct'): threshold = 5.0: an error rate is a fraction between 0 and 1 (0.05 = 5 %), not 5",
+        "alerts.rules[2] (name 'ok'): name = 'ok': another rule has this name",
+        "alerts.rules[3] (name 'ghost'): model = 'not-configured': unknown model 'not-configured'",
+    ]
+    assert svc.seed().inserted == ["ok"]
+    svc.close()
+
+
+def test_alert_tables_match_the_migration(store):
+    import sqlalchemy as sa
+
+    from chatwatch.monitoring.alerts.store import metadata
+
+    inspector = sa.inspect(store.engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}, table.name
+        assert {i.name for i in table.indexes} <= {i["name"] for i in inspector.get_indexes(table.name)}, table.name
+
+
+def test_every_kind_is_measured_and_worded():
+    from chatwatch.config import AlertRuleConfig
+    from chatwatch.monitoring.alerts import rules, text
+    from chatwatch.monitoring.alerts.model import KINDS
+
+    assert set(rules._MEASURES) == set(KINDS) == set(AlertRuleConfig.model_fields["kind"].annotation.__args__)
+    assert all(text.kind_label(k, lang) != k for k in KINDS for lang in ("es", "en"))
+
+
+@pytest.mark.parametrize("kind,threshold,ok", [
+    ("error_rate", 0.05, True), ("error_rate", 0, False), ("error_rate", 1.5, False),
+    ("consecutive_failures", 2, True), ("consecutive_failures", 2.5, False), ("consecutive_failures", 0, False),
+    ("latency_p95", 0, False), ("ttft_p95", 1.5, True), ("slow_response", -1, False),
+    ("daily_cost", 0, True), ("daily_cost", -1, False), ("memory", 512, True), ("no_success", 0, True),
+])
+def test_thresholds_by_kind(kind, threshold, ok):
+    assert (validate(Rule(name="r", kind=kind, threshold=threshold)) == {}) is ok

@@ -1,0 +1,101 @@
+"""The service's wiring: the timer evaluator (one thread, stopped cleanly), evaluation after
+each recorded request, and the CLI path (a real runtime whose failed request is notified
+before `flush()` returns)."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from chatwatch import config, runtime as runtime_mod
+from chatwatch.models.base import GenerationSettings, Message, ModelError
+from chatwatch.monitoring.alerts import AlertService, DeliveryPolicy, ensure_alerts
+from tests.fixtures.db import make_record
+
+RULE = {"name": "down", "kind": "consecutive_failures", "threshold": 1, "severity": "critical"}
+
+
+def _alert_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "chatwatch-alert-evaluator"]
+
+
+def test_timer_evaluates_without_requests_and_stops_cleanly(sqlite_store):
+    settings = config.parse({"alerts": {"evaluate_every_s": 0.2, "rules": [RULE]}})
+    svc = AlertService(settings, sqlite_store.engine, instance="t")
+    svc.seed()
+    before = len(_alert_threads())
+    svc.start()
+    svc.start()  # idempotent: still one thread
+    assert len(_alert_threads()) == before + 1
+    # Written straight to the store (no listener runs): only the timer can see it.
+    sqlite_store.write(make_record(status="error", started_at=datetime.now(timezone.utc)))
+    deadline = time.monotonic() + 5
+    while not svc.active() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [a.rule.name for a in svc.active()] == ["down"]
+    t = time.monotonic()
+    svc.close()
+    assert time.monotonic() - t < 2
+    assert len(_alert_threads()) == before
+    assert svc.evaluator.runs >= 1
+
+
+def test_on_record_evaluates_inline_when_no_timer_runs(sqlite_store):
+    svc = AlertService(config.parse({"alerts": {"rules": [RULE]}}), sqlite_store.engine, instance="t")
+    svc.seed()
+    record = make_record(status="error", started_at=datetime.now(timezone.utc))
+    sqlite_store.write(record)
+    svc.on_record(record)  # what the monitor's after-record thread calls
+    assert [e.state for e in svc.history()] == ["firing"]
+    svc.close()
+    svc.on_record(record)  # closed: ignored
+
+
+@pytest.fixture
+def cli_settings(tmp_path, port, webhook):
+    settings = config.parse({
+        "app": {"language": "en", "data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
+        "models": [{"id": "down", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "timeout_s": 5}],
+        "alerts": {"notify": [webhook.url("/cli")], "rules": [{**RULE, "model": "down"}]},
+    })
+    before = set(runtime_mod._runtimes)
+    yield settings
+    for key in set(runtime_mod._runtimes) - before:
+        runtime_mod._runtimes.pop(key).close()
+
+
+def test_runtime_wiring_like_chatwatch_ask(cli_settings, webhook):
+    rt = runtime_mod.get_runtime(cli_settings, role="cli")
+    service = ensure_alerts(rt, policy=DeliveryPolicy(timeout_s=2, attempts=2, backoff_s=0.1))
+    assert ensure_alerts(rt) is service  # one per runtime
+    reply = rt.chat("down", [Message("user", "hi")], GenerationSettings(max_tokens=8), session_id="cli")
+    t = time.monotonic()
+    with pytest.raises(ModelError):
+        list(reply)
+    assert time.monotonic() - t < 5
+    reply.close()
+    assert rt.monitor.drain(10)
+    assert service.flush(10)  # what `chatwatch ask` calls before it exits
+    assert [r.body["title"] for r in webhook.received] == ["[chatwatch] CRITICAL ALERT: down"]
+    assert "Consecutive failures: 1 in a row (threshold 1) on model down" in webhook.received[0].body["message"]
+    rt.close()
+    assert not service.evaluator.running
+
+
+def test_one_timer_per_process_and_store(sqlite_store):
+    settings = config.parse({"alerts": {"evaluate_every_s": 60, "rules": [RULE]}})
+    old = AlertService(settings, sqlite_store.engine, instance="t")
+    new = AlertService(settings, sqlite_store.engine, instance="t")
+    before = len(_alert_threads())
+    old.start()
+    new.start()  # takes over: the older timer stops
+    deadline = time.monotonic() + 2
+    while old.evaluator.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not old.evaluator.running and new.evaluator.running
+    assert len(_alert_threads()) == before + 1
+    old.close()
+    new.close()
+    assert len(_alert_threads()) == before
