@@ -44,6 +44,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -204,7 +205,24 @@ class _FlushMarker:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+# After waking for a new line, the listener waits this long before writing: the request that
+# logged it is usually still running, and formatting JSON meanwhile would take the GIL from
+# it. Lines then go out in batches; flush() still waits for everything.
+BATCH_DELAY_S = 0.02
+
+
 class _Listener(QueueListener):
+    def dequeue(self, block: bool) -> Any:
+        if not block:
+            return self.queue.get(block)
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            record = self.queue.get()
+            if isinstance(record, logging.LogRecord):
+                time.sleep(BATCH_DELAY_S)
+            return record
+
     def handle(self, record: Any) -> None:
         if isinstance(record, _FlushMarker):  # FIFO: everything queued before it is written
             for handler in self.handlers:
