@@ -13,7 +13,7 @@ from chatwatch.monitoring.alerts import ensure_alerts
 from chatwatch.monitoring.store import Store
 from tests.fixtures.db import make_record
 
-PAGE = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "pages" / "alerts.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "alerts.py")
 NEW = "\x00new"
 BANNER_SCRIPT = """
 import streamlit as st

@@ -32,6 +32,7 @@ def cmd_run(args) -> int:
             "server.address": args.address,
             "server.headless": True,
             "browser.gatherUsageStats": False,
+            "runner.magicEnabled": False,  # a bare expression in a page must never render itself
         }
     )
     return 0

@@ -34,6 +34,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "{model} · {latency} · {tokens} tokens · {cost}",
     },
     "chat.unpriced": {"es": "sin precio", "en": "unpriced"},
+    "chat.local": {"es": "local, $0", "en": "local, $0"},
     "chat.store_error": {
         "es": "No se pudo guardar el registro de la petición: {message}",
         "en": "Could not save the request record: {message}",

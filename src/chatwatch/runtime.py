@@ -87,7 +87,7 @@ def _build(settings: Settings, role: str) -> Runtime:
         capture_content=settings.privacy.capture_content,
         console=role != "cli",  # the CLI prints its own one-line errors; the file has everything
     )
-    store = Store.open(settings.store_url)
+    store = Store.from_settings(settings)
     monitor = Monitor(settings, store, instance=instance)
     runtime = Runtime(settings=settings, store=store, monitor=monitor, models=registry(), role=role)
     runtime.models.add_load_listener(runtime._record_load)

@@ -1,0 +1,142 @@
+"""Chat page: pick a model, tune it, talk to it; every reply goes through the monitor."""
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from chatwatch.i18n import t
+from chatwatch.models.base import GenerationSettings, Message
+from chatwatch.ui.alerts_banner import render_live_alerts
+from chatwatch.ui.common import lang, runtime, session_id, settings
+
+L = lang()
+cfg = settings()
+rt = runtime()
+state = st.session_state
+state.setdefault("messages", [])
+state.setdefault("conversation_id", str(uuid.uuid4()))
+render_live_alerts(rt, L)
+
+# -- sidebar: model and its settings ------------------------------------------------------
+ids = [m.id for m in cfg.models]
+names = {m.id: m.display_name for m in cfg.models}
+model_id = st.sidebar.selectbox(t("sidebar.model", L), ids, format_func=lambda i: names[i], key="model_id")
+model_cfg = cfg.model(model_id)
+st.sidebar.caption(f"{t('sidebar.price', L)}: {rt.monitor.pricer.describe_price(model_cfg)}")
+d = model_cfg.defaults
+with st.sidebar.expander(t("sidebar.settings", L), expanded=False):
+    # Keys per model, so each model starts from its own defaults.
+    temperature = st.slider(t("sidebar.temperature", L), 0.0, 2.0, d.temperature, 0.05, key=f"temperature:{model_id}")
+    top_p = st.slider(t("sidebar.top_p", L), 0.05, 1.0, d.top_p, 0.05, key=f"top_p:{model_id}")
+    max_tokens = st.number_input(t("sidebar.max_tokens", L), 1, 32768, d.max_tokens, key=f"max_tokens:{model_id}")
+    seed_text = st.text_input(t("sidebar.seed", L), "" if d.seed is None else str(d.seed), key=f"seed:{model_id}")
+    system_prompt = st.text_area(t("sidebar.system", L), d.system_prompt, key=f"system:{model_id}")
+seed = None
+if seed_text.strip():
+    try:
+        seed = int(seed_text)
+    except ValueError:
+        st.sidebar.error(t("sidebar.seed_invalid", L))
+if st.sidebar.button(t("sidebar.new_chat", L), icon="🧹", use_container_width=True):
+    state.messages = []
+    state.conversation_id = str(uuid.uuid4())
+    st.rerun()
+
+
+def _meta(record) -> str:
+    if record is None:
+        return ""
+    latency = f"{record.latency_s:.2f}s" if record.latency_s is not None else "–"
+    def n(v):
+        return "–" if v is None else str(v)
+
+    tokens = f"{n(record.input_tokens)}→{n(record.output_tokens)}"
+    if record.cost_usd is None:
+        cost = t("chat.unpriced", L)
+    elif record.price_source == "local":
+        cost = t("chat.local", L)
+    else:
+        cost = f"${record.cost_usd:f}"
+    return t("chat.meta", L, model=record.model, latency=latency, tokens=tokens, cost=cost)
+
+
+def _save_feedback(request_id: str, model: str) -> None:
+    score = state.get(f"feedback:{request_id}")
+    if score is not None:  # 1 = thumbs up, 0 = thumbs down; a new choice replaces the old
+        rt.store.add_feedback(request_id, int(score), model, session_id())
+        st.toast(t("chat.feedback_saved", L), icon="🙏")
+
+
+# -- history ------------------------------------------------------------------------------
+for msg in state.messages:
+    with st.chat_message(msg["role"]):
+        if msg.get("error"):
+            st.error(msg["error"], icon="⚠️")
+        if msg["content"] and msg["role"] == "assistant":
+            st.markdown(msg["content"])
+        elif msg["content"]:
+            st.text(msg["content"])
+        if msg.get("stopped"):
+            st.caption(t("chat.stopped", L))
+        if msg.get("meta"):
+            st.caption(msg["meta"])
+        if msg["role"] == "assistant" and msg.get("request_id") and msg["content"]:
+            st.feedback("thumbs", key=f"feedback:{msg['request_id']}", on_change=_save_feedback,
+                        args=(msg["request_id"], msg["model"]))
+
+# -- a new turn ---------------------------------------------------------------------------
+prompt = st.chat_input(t("chat.placeholder", L))
+if prompt is not None:
+    if not prompt.strip():
+        st.warning(t("chat.empty", L))
+        st.stop()
+    state.messages.append({"role": "user", "content": prompt})
+    with st.chat_message("user"):
+        st.text(prompt)
+    history = [Message(m["role"], m["content"]) for m in state.messages if m["content"] and not m.get("error")]
+    messages = ([Message("system", system_prompt)] if system_prompt.strip() else []) + history
+    generation = GenerationSettings(temperature=temperature, top_p=top_p, max_tokens=int(max_tokens), seed=seed)
+    # The reply is kept in the history as it streams, so a Stop (which reruns the page and
+    # ends the stream) leaves the partial text visible.
+    entry = {"role": "assistant", "content": "", "model": model_id, "stopped": True}
+    state.messages.append(entry)
+    with st.chat_message("assistant"):
+        st.button(t("chat.stop", L), icon="⏹️", key="stop")  # any click reruns the page: the stream stops
+        status = st.empty()
+
+        def on_wait(place: int) -> None:
+            status.info(t("chat.waiting", L, place=place), icon="⏳")
+
+        reply = rt.chat(model_id, messages, generation, session_id=session_id(),
+                        conversation_id=state.conversation_id, on_wait=on_wait)
+
+        def chunks():
+            try:
+                for chunk in reply:
+                    status.empty()
+                    entry["content"] += chunk
+                    yield chunk
+            finally:
+                reply.close()
+
+        try:
+            st.write_stream(chunks())
+            entry["stopped"] = False
+        except Exception as exc:
+            kind = getattr(exc, "error_type", type(exc).__name__)
+            message = reply.record.error_message if reply.record else str(exc)
+            entry["error"] = t("chat.error", L, kind=kind, message=message)
+            entry["stopped"] = False
+            status.error(entry["error"], icon="⚠️")
+        record = reply.record
+        entry["request_id"] = record.id if record else None
+        entry["meta"] = _meta(record)
+        if record is not None and record.status == "ok":
+            for notice in (reply.result.notices if reply.result else ()):
+                st.caption(notice)
+        if entry["meta"]:
+            st.caption(entry["meta"])
+        if reply.store_error:
+            st.warning(t("chat.store_error", L, message=reply.store_error))
+    st.rerun()

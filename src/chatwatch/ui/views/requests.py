@@ -1,0 +1,48 @@
+"""Requests explorer: every stored request newest first, filtered and paginated, with the
+detail of one request (all fields, its log lines and its feedback)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from chatwatch.i18n import t
+from chatwatch.ui import dashboard_i18n  # noqa: F401 - registers the strings
+from chatwatch.ui.common import lang, session_id, settings
+from chatwatch.ui.dashboard_charts import requests_table
+from chatwatch.ui.dashboard_data import error_type_options, model_options, requests_page
+from chatwatch.ui.dashboard_filters import requests_view
+from chatwatch.ui.dashboard_format import fmt_time
+from chatwatch.ui.dashboard_views import render_request_detail
+
+PAGE_SIZES = (25, 50, 100, 200)
+
+L = lang()
+cfg = settings()
+
+st.title(t("req.title", L))
+view = requests_view(L, model_options(cfg), error_type_options(cfg), session_id())
+size = st.sidebar.selectbox(t("req.page_size", L), PAGE_SIZES, index=1, key="req_page_size")
+filters = view.filters(datetime.now(timezone.utc))
+
+# The pager's key follows the filters (not the moving clock), so changing a filter goes
+# back to page 1 while a plain rerun keeps the page.
+pager_key = f"req_page:{hash((view, size))}"
+page_no = st.session_state.get(pager_key, 1)
+page = requests_page(cfg, filters, page_no, size)
+if page_no > page.pages:  # fewer rows than when that page was picked: show the last one
+    page_no = st.session_state[pager_key] = page.pages
+    page = requests_page(cfg, filters, page_no, size)
+if page.total == 0:
+    st.info(t("req.empty", L))
+    st.stop()
+st.caption(t("req.count", L, total=f"{page.total:,}", page=page_no, pages=f"{page.pages:,}"))
+st.dataframe(requests_table(page.records, L), hide_index=True)
+st.pagination(page.pages, key=pager_key)  # its value is read from session state above
+
+st.subheader(t("req.detail", L))
+labels = {r.id: f"{fmt_time(r.started_at)} · {r.model} · {r.status} · {r.id}" for r in page.records}
+picked = st.selectbox(t("req.pick", L), list(labels), index=None, format_func=labels.__getitem__,
+                      placeholder=t("req.pick.placeholder", L), key=f"req_pick:{pager_key}:{page_no}")
+if picked:
+    render_request_detail(cfg, picked, L)

@@ -1,0 +1,123 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright against a running
+`chatwatch run` (the real local model, the real store)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.stub_openai_server import Script
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def app_url(tmp_path, port, stub_server):
+    stub_server.script = Script(status=500, error_message=XSS)
+    conf = tmp_path / "chatwatch.toml"
+    conf.write_text(
+        f"""
+[app]
+language = "en"
+[[models]]
+id = "smollm2"
+kind = "llama_cpp"
+[models.defaults]
+max_tokens = 24
+seed = 5
+[[models]]
+id = "broken"
+kind = "openai"
+base_url = "{stub_server.base_url}"
+model = "whatever"
+timeout_s = 10
+"""
+    )
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "chatwatch", "run", "--port", str(port), "--config", str(conf)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "server.log").read_text())
+            time.sleep(0.3)
+    yield url, conf
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture
+def page():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: sudo apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def send(page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_chat_dashboard_export_and_no_html_injection(app_url, page, tmp_path):
+    url, conf = app_url
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    # Chat once with the local model and see the reply with its measured figures.
+    page.goto(url)
+    page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+    send(page, "Say hello.")
+    page.get_by_text("smollm2 ·").first.wait_for(timeout=120_000)
+    assert page.get_by_test_id("stChatMessage").count() == 2
+
+    # A failing model whose error text is HTML: shown as text, never as markup.
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Model").click()
+    page.get_by_role("option", name="broken").click()
+    send(page, "Anything?")
+    page.get_by_text(XSS, exact=False).first.wait_for(timeout=60_000)
+    assert page.locator("img[src='x']").count() == 0
+    page.screenshot(path=str(tmp_path / "chat.png"))
+
+    # The dashboard counts both requests (one error) from the shared store.
+    page.goto(f"{url}/dashboard")
+    requests = page.get_by_test_id("stMetric").filter(has_text="Requests").first
+    requests.wait_for(timeout=60_000)
+    assert requests.get_by_test_id("stMetricValue").inner_text().strip() == "2"
+    error_rate = page.get_by_test_id("stMetric").filter(has_text="Error rate").first
+    assert "50" in error_rate.get_by_test_id("stMetricValue").inner_text()
+    page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=60_000)  # the charts render too
+    assert page.locator("img[src='x']").count() == 0
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+    # One click downloads the CSV of the view; it equals `chatwatch export` of the same filter.
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download CSV").click()
+    downloaded = download.value.path().read_text(encoding="utf-8")
+    cli = subprocess.run([sys.executable, "-m", "chatwatch", "export", "--config", str(conf), "--format", "csv",
+                          "--since", "7d"], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert downloaded == cli
+    assert downloaded.count("\n") == 3  # header + 2 records
+    assert not dialogs
