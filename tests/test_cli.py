@@ -72,3 +72,16 @@ def test_config_env_var_is_honoured(tmp_path, port):
 def test_models_lists_the_bundled_model():
     out = chatwatch("models")
     assert out.returncode == 0 and "smollm2" in out.stdout and "ok" in out.stdout
+
+
+def test_each_model_load_is_recorded(tmp_path):
+    out = chatwatch("ask", "--max-tokens", "4", "--seed", "1", "Hi", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "chatwatch.db") as db:
+        loads = db.execute("SELECT model, ok, load_s, file_bytes, rss_before_bytes, rss_after_bytes FROM model_loads").fetchall()
+    assert len(loads) == 1
+    model, ok, load_s, file_bytes, rss_before, rss_after = loads[0]
+    assert model == "smollm2" and ok == 1 and load_s > 0 and file_bytes > 50_000_000
+    assert rss_after > rss_before  # the weights are now resident

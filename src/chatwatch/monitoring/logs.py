@@ -147,6 +147,10 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):  # the usual extras: no trial encode
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -205,23 +209,32 @@ class _FlushMarker:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-# After waking for a new line, the listener waits this long before writing: the request that
-# logged it is usually still running, and formatting JSON meanwhile would take the GIL from
-# it. Lines then go out in batches; flush() still waits for everything.
-BATCH_DELAY_S = 0.02
+# The writer polls the queue rather than blocking on it. A blocked reader is woken by every
+# line and then takes the GIL from the request that logged it at each of that request's
+# system calls (measured: two lines added ~0.4 ms to a 0.2 ms instrumentation path). Polling,
+# logging a line costs the request only its own ~20 us; lines are written within POLL_S, and
+# flush() and stop() wake the writer at once.
+POLL_S = 0.05
 
 
 class _Listener(QueueListener):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wake = threading.Event()
+
     def dequeue(self, block: bool) -> Any:
-        if not block:
-            return self.queue.get(block)
-        try:
-            return self.queue.get_nowait()
-        except queue.Empty:
-            record = self.queue.get()
-            if isinstance(record, logging.LogRecord):
-                time.sleep(BATCH_DELAY_S)
-            return record
+        while True:
+            try:
+                return self.queue.get_nowait()
+            except queue.Empty:
+                if not block:
+                    raise
+                self.wake.wait(POLL_S)
+                self.wake.clear()
+
+    def enqueue_sentinel(self) -> None:
+        super().enqueue_sentinel()
+        self.wake.set()
 
     def handle(self, record: Any) -> None:
         if isinstance(record, _FlushMarker):  # FIFO: everything queued before it is written
@@ -230,6 +243,9 @@ class _Listener(QueueListener):
             record.done.set()
             return
         super().handle(record)
+        # Hand the GIL back after every line: otherwise a batch of lines holds it for up to
+        # the 5 ms switch interval while a request thread waits to record its own request.
+        time.sleep(0)
 
 
 # -- setup ---------------------------------------------------------------------------------
@@ -265,6 +281,7 @@ class LogSetup:
             return True
         marker = _FlushMarker()
         self._queue.put_nowait(marker)
+        self._listener.wake.set()
         return marker.done.wait(timeout)
 
     def close(self) -> None:

@@ -4,12 +4,15 @@ Write side: statements and parameters that fold one request row into its minute 
 rows; the store runs them in the same transaction as the row insert, so rollups never
 disagree with raw rows. The sums are an upsert; the histogram blobs are read back from that
 upsert (RETURNING, while the write lock / row lock is held) and written with the new value
-counted, so concurrent writers never lose a count.
+counted, so concurrent writers never lose a count. On SQLite the merge runs inside the
+upsert itself, through a function registered on every connection (`HIST_MERGE_SQL`):
+two statements per request instead of four, on the path that must take 10,000 records/s.
 Read side: `plan()` splits a time range into raw-row edges, minute buckets and hour buckets
 so a long-range query reads few rollup rows yet counts exactly the requests in the range.
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +44,31 @@ INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # --- write side ---------------------------------------------------------------------------
 
 
+HIST_MERGE_SQL = "chatwatch_hist_merge"
+
+
+def merges_in_sql(dialect_name: str) -> bool:
+    """Whether the upsert merges histograms itself (SQLite, with HIST_MERGE_SQL registered)."""
+    return dialect_name == "sqlite"
+
+
+def hist_merge_sql(old: bytes | None, new: bytes | None) -> bytes | None:
+    """SQLite function body: `old` with the counts of `new` (a one-bucket blob) added."""
+    if not new:
+        return old
+    for bucket, count in struct.iter_unpack("<II", new):  # blobs are little-endian u32 pairs
+        old = histogram.blob_add(old, bucket, count)
+    return old
+
+
 def upsert_statement(dialect_name: str) -> tuple[sa.Insert, tuple[str, ...]]:
-    """Add one request to its minute and hour rows; returns (grain_s, latency_hist,
-    ttft_hist) of both. Bind names, in `upsert_values` order, are `<column>_<row>`."""
+    """Add one request to its minute and hour rows. Bind names, in `upsert_values` order,
+    are `<column>_<row>`. PostgreSQL: returns (grain_s, latency_hist, ttft_hist) of both,
+    for `hist_updates`; SQLite: merges the histograms in the statement, returns nothing."""
     if dialect_name not in INSERT:
         raise ValueError(f"rollups support sqlite and postgresql, not {dialect_name}")
-    columns = (*KEY, *VALUES)
+    in_sql = merges_in_sql(dialect_name)
+    columns = (*KEY, *VALUES, *(HISTS if in_sql else ()))
     names = tuple(f"{c}_{i}" for i in range(len(GRAINS_S)) for c in columns)
     stmt = INSERT[dialect_name](rollups).values(
         [{c: sa.bindparam(f"{c}_{i}") for c in columns} for i in range(len(GRAINS_S))]
@@ -65,6 +87,10 @@ def upsert_statement(dialect_name: str) -> tuple[sa.Insert, tuple[str, ...]]:
         (old[GAUGE_MIN].is_(None) | (new[GAUGE_MIN] < old[GAUGE_MIN]), new[GAUGE_MIN]),
         else_=old[GAUGE_MIN],
     )
+    if in_sql:
+        for h in HISTS:
+            set_[h] = sa.func.chatwatch_hist_merge(old[h], new[h])
+        return stmt.on_conflict_do_update(index_elements=list(KEY), set_=set_), names
     stmt = stmt.on_conflict_do_update(index_elements=list(KEY), set_=set_)
     return stmt.returning(old.grain_s, old.latency_hist, old.ttft_hist), names
 
@@ -80,10 +106,14 @@ def hist_update_statement() -> tuple[sa.Update, tuple[str, ...]]:
     return stmt, names
 
 
-def upsert_values(row: dict[str, Any]) -> tuple[Any, ...]:
+def upsert_values(row: dict[str, Any], dialect_name: str = "postgresql") -> tuple[Any, ...]:
     """Parameters of `upsert_statement` for one request row (runs once per request)."""
     started, model, status = row["started_us"], row["model"], row["status"]
     vals = values(row)
+    if merges_in_sql(dialect_name):  # this request's own one-bucket histograms
+        latency, ttft = row["latency_s"], row["ttft_s"]
+        vals = (*vals, None if latency is None else histogram.blob_add(None, histogram.index(latency)),
+                None if ttft is None else histogram.blob_add(None, histogram.index(ttft)))
     out: list[Any] = []
     for grain in GRAINS_S:
         out += (grain, bucket_start(started, grain), model, status, *vals)

@@ -176,11 +176,13 @@ class Store:
     def _prepare(self, record: RequestRecord) -> tuple[dict[str, Any], Any, Any]:
         row = record_to_row(record)
         values = self._insert.params(tuple(row[c] for c in _COLUMNS))
-        return row, values, self._upsert.params(rollups.upsert_values(row))
+        return row, values, self._upsert.params(rollups.upsert_values(row, self.dialect))
 
     def _execute(self, cursor: Any, row: dict[str, Any], insert_values: Any, upsert_values: Any) -> None:
         cursor.execute(self._insert.sql, insert_values)
         cursor.execute(self._upsert.sql, upsert_values)
+        if rollups.merges_in_sql(self.dialect):
+            return
         for values in rollups.hist_updates(row, cursor.fetchall()):
             cursor.execute(self._hist.sql, self._hist.params(values))
 
@@ -405,6 +407,7 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.close()
+    dbapi_conn.create_function(rollups.HIST_MERGE_SQL, 2, rollups.hist_merge_sql, deterministic=True)
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
