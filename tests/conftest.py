@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 pytest_plugins = [
     "tests.fixtures.paths",

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatwatch.monitoring import leases
+from chatwatch.monitoring.background import BackgroundThread
 from chatwatch.monitoring.logs_rotation import prune_logs
 from chatwatch.monitoring.rollups import HOUR_S, bucket_start
 from chatwatch.monitoring.store import Store, from_us, to_us
@@ -142,12 +143,15 @@ def run_cleanup(
     return report
 
 
-class RetentionTask:
+class RetentionTask(BackgroundThread):
     """Runs `run_cleanup` every `interval_minutes` in a daemon thread, first right after
     start(). Each round first takes the `retention` lease for one interval: a process that
     does not get it skips the round, so one process cleans per interval."""
 
+    thread_name = "chatwatch-retention"
+
     def __init__(self, store: Store, settings: "Settings", instance: str):
+        super().__init__()
         self.store = store
         self.settings = settings
         self.instance = instance
@@ -156,29 +160,10 @@ class RetentionTask:
         self.runs = 0
         self.skips = 0
         self.last_report: CleanupReport | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        with self._lock:
-            if self.running:
-                return
-            self._stop = threading.Event()  # a fresh one: a stopped thread keeps the old
-            self._thread = threading.Thread(target=self._run, args=(self._stop,),
-                                            name="chatwatch-retention", daemon=True)
-            self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the thread; a cleanup in progress stops after its current batch."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        super().stop(timeout)
 
     def run_once(self, *, now: datetime | None = None, stop: threading.Event | None = None) -> CleanupReport | None:
         """One round: the cleanup's report, or None when another process holds the lease."""
@@ -206,7 +191,7 @@ class RetentionTask:
         self.last_report = report
         return report
 
-    def _run(self, stop: threading.Event) -> None:
+    def loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.run_once(stop=stop)

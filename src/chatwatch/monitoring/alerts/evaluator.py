@@ -7,38 +7,31 @@ import logging
 import threading
 from collections.abc import Callable
 
+from chatwatch.monitoring.background import BackgroundThread
+
 log = logging.getLogger("chatwatch.alerts")
 
 
-class Evaluator:
+class Evaluator(BackgroundThread):
+    thread_name = "chatwatch-alert-evaluator"
+
     def __init__(self, evaluate: Callable[[], object], every_s: float):
+        super().__init__()
         self._evaluate = evaluate
         self.every_s = every_s
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self.runs = 0
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def _starting(self) -> None:
+        self._wake.set()  # evaluate right away
 
-    def start(self) -> None:
-        """Start the thread (if not running). It evaluates right away."""
-        with self._lock:
-            if self.running:
-                return
-            self._stop = threading.Event()  # a fresh one: the stopped thread keeps the old
-            self._wake.set()
-            self._thread = threading.Thread(target=self._run, name="chatwatch-alert-evaluator", daemon=True)
-            self._thread.start()
+    def _stopping(self) -> None:
+        self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def _run(self) -> None:
-        stop = self._stop
+    def loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self._wake.wait(self.every_s)
             self._wake.clear()
@@ -49,10 +42,3 @@ class Evaluator:
             except Exception:
                 log.exception("alert evaluation failed")
             self.runs += 1
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
