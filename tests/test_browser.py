@@ -18,7 +18,12 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture
-def app_url(tmp_path, port, stub_server):
+def max_tokens() -> int:
+    return 24
+
+
+@pytest.fixture
+def app_url(tmp_path, port, stub_server, max_tokens):
     stub_server.script = Script(status=500, error_message=XSS)
     conf = tmp_path / "chatwatch.toml"
     conf.write_text(
@@ -29,7 +34,7 @@ language = "en"
 id = "smollm2"
 kind = "llama_cpp"
 [models.defaults]
-max_tokens = 24
+max_tokens = {max_tokens}
 seed = 5
 [[models]]
 id = "broken"
@@ -121,3 +126,33 @@ def test_chat_dashboard_export_and_no_html_injection(app_url, page, tmp_path):
     assert downloaded == cli
     assert downloaded.count("\n") == 3  # header + 2 records
     assert not dialogs
+
+
+@pytest.mark.parametrize("max_tokens", [1000])
+def test_stop_ends_the_stream_and_records_a_cancellation(app_url, page, tmp_path):
+    url, conf = app_url
+    page.goto(url)
+    page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+    send(page, "Write a very long story about a dragon and a knight, with many chapters.")
+    reply = page.get_by_test_id("stChatMessage").nth(1)
+    reply.get_by_test_id("stMarkdown").first.wait_for(timeout=60_000)  # text is streaming
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
+    page.get_by_text("Generation stopped.").wait_for(timeout=30_000)
+    partial = page.get_by_test_id("stChatMessage").nth(1).inner_text()
+    assert partial.strip()
+
+    from chatwatch.config import load
+    from chatwatch.monitoring.queries import Filters, list_requests
+    from chatwatch.monitoring.store import Store
+
+    deadline = time.monotonic() + 30
+    while True:  # the record is committed as the stream closes
+        with Store.open(load(conf).store_url) as store:
+            records = list_requests(store, Filters()).records
+        if records or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(records) == 1
+    record = records[0]
+    assert record.status == "cancelled" and record.error_type is None
+    assert 1 <= record.output_tokens < 1000 and record.input_tokens > 0
