@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -64,7 +65,7 @@ def test_bad_config_names_the_key(tmp_path):
 def test_config_env_var_is_honoured(tmp_path, port):
     conf = tmp_path / "c.toml"
     conf.write_text(f'[[models]]\nid = "far"\nkind = "openai"\nbase_url = "http://127.0.0.1:{port}/v1"\n')
-    out = chatwatch("models", env={**__import__("os").environ, "CHATWATCH_CONFIG": str(conf)})
+    out = chatwatch("models", env={**os.environ, "CHATWATCH_CONFIG": str(conf)})
     assert out.returncode == 1  # nothing listens there
     assert "far" in out.stdout and "FAIL" in out.stdout
 

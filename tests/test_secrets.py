@@ -81,3 +81,9 @@ def test_longer_secret_masked_whole():
     register_secret("token-1234")
     register_secret("token-1234-and-more")
     assert scrub("x token-1234-and-more y") == f"x {MASK} y"
+
+
+def test_scrub_masks_every_key_shape_not_only_openai_ones():
+    """Error messages that are stored and shown get the same protection as log lines."""
+    text = secrets.scrub("upstream said: bad credentials AKIAABCDEFGHIJKLMNOP and ghp_" + "a" * 30)
+    assert "AKIA" not in text and "ghp_" not in text and text.count("[secret]") == 2

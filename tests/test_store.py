@@ -240,12 +240,3 @@ def test_prune_keeps_rollups_and_queries_use_them(store: Store) -> None:
     if store.dialect == "sqlite":
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA freelist_count").scalar() == 0  # space given back
-
-
-def test_apply_retention_uses_the_configured_days(store: Store) -> None:
-    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
-    store.write(make_record(started_at=now - timedelta(days=40)))
-    store.write(make_record(started_at=now - timedelta(days=1)))
-    settings = config.parse({"retention": {"raw_days": 30, "rollup_days": 35}})
-    assert store.apply_retention(settings.retention, now=now)["requests"] == 1
-    assert queries.summary(store).requests == 1

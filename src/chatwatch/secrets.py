@@ -7,11 +7,13 @@ removes registered keys and key-shaped strings from any text before it is shown 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import threading
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -23,10 +25,54 @@ MIN_SECRET_LEN = 6
 _lock = threading.Lock()
 _known: set[str] = set()
 
-_PATTERNS = (
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), MASK),
-    (re.compile(r"\b(Bearer)\s+(?!\[secret\])[^\s'\",;)}\]]{8,}"), rf"\1 {MASK}"),
+# --- key shapes: distinctive enough to apply to every log line -------------------------
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
+_AUTH_HEADER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_KEY_SHAPES = re.compile(
+    r"\bsk-[A-Za-z0-9][A-Za-z0-9_-]{15,}"  # OpenAI sk-/sk-proj-, Anthropic sk-ant-, OpenRouter sk-or-
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}"  # GitHub tokens
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
 )
+# A name that can only mean a credential, followed by `=` or `:` (JSON/YAML/env/query).
+_STRICT_NAME = (
+    r"(?i:api[_-]?key|apikey|secret[_-]?key|client[_-]?secret|access[_-]?key(?:[_-]?id)?"
+    r"|(?:access|auth|refresh|bearer|session|id)[_-]?token|private[_-]?key|password|passwd)"
+)
+_VALUE = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'&,;]+))"""
+_ASSIGN_STRICT = re.compile(rf"""\b(?P<name>(?:[A-Za-z0-9]+[_.-])*{_STRICT_NAME})(?P<sep>["']?\s*[:=]\s*){_VALUE}""")
+
+
+def _assignment(m: re.Match[str]) -> str:
+    if m["dq"] is not None:
+        value = f'"{MASK}"'
+    elif m["sq"] is not None:
+        value = f"'{MASK}'"
+    else:
+        value = MASK
+    return f"{m['name']}{m['sep']}{value}"
+
+
+def redact_secret_shapes(text: str) -> str:
+    """Replace only unmistakable credentials (safe for any log line)."""
+    text = _PRIVATE_KEY.sub(MASK, text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m[1]} {MASK}", text)
+    text = _KEY_SHAPES.sub(MASK, text)
+    return _ASSIGN_STRICT.sub(_assignment, text)
+
+
+@functools.lru_cache(maxsize=32)
+def _secrets_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    # Longest first, so a secret that contains another is removed whole.
+    alternatives = sorted((s for s in secrets if s), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Replace every exact occurrence of each secret value with `[secret]`."""
+    pattern = _secrets_pattern(frozenset(secrets))
+    return pattern.sub(MASK, text) if pattern else text
 
 
 def register_secret(value: str | None) -> None:
@@ -42,15 +88,10 @@ def known_secrets() -> frozenset[str]:
 
 
 def scrub(text: str) -> str:
-    """`text` with every known secret and every `sk-...` / `Bearer ...` value masked."""
+    """`text` with every known secret and every unmistakable key shape masked."""
     if not text:
         return text
-    # Longest first, so a secret containing another is masked whole.
-    for secret in sorted(known_secrets(), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
+    return redact_secret_shapes(scrub_secrets(text, known_secrets()))
 
 
 def secrets_files() -> list[Path]:

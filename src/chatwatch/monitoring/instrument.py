@@ -49,8 +49,8 @@ class MonitoredStream(Iterator[str]):
     """The reply's text chunks. After the last chunk (or an error, or `close()`), `record`
     holds the committed RequestRecord and `result` the model's StreamResult (None on error)."""
 
-    def __init__(self, gen: Generator[str, None, None]):
-        self._gen = gen
+    def __init__(self) -> None:
+        self._gen: Generator[str, None, None] | None = None  # set by Monitor.chat
         self.record: RequestRecord | None = None
         self.result: StreamResult | None = None
         self.text = ""
@@ -142,15 +142,14 @@ class Monitor:
         stream: bool = True,
         on_wait: WaitCallback | None = None,
     ) -> MonitoredStream:
-        holder: list[MonitoredStream] = []
-        gen = self._run(holder, model, model_config, list(messages), settings, session_id, conversation_id, stream, on_wait)
-        out = MonitoredStream(gen)
-        holder.append(out)
+        out = MonitoredStream()
+        out._gen = self._run(out, model, model_config, list(messages), settings, session_id, conversation_id,
+                             stream, on_wait)
         return out
 
     def _run(
         self,
-        holder: list[MonitoredStream],
+        out: MonitoredStream,
         model: ChatModel,
         model_config: ModelConfig,
         messages: list[Message],
@@ -188,12 +187,12 @@ class Monitor:
                 ended_at = time.perf_counter()
                 if inner is not None and status != "ok":
                     inner.close()
+                text = "".join(parts)
                 record = self._build_record(
                     request_id, started_at, rss_before, ended_at, first_chunk_at, inner, result, status, error,
-                    model, model_config, messages, settings, session_id, conversation_id, stream, "".join(parts),
+                    model, model_config, messages, settings, session_id, conversation_id, stream, text,
                 )
-                out = holder[0]
-                out.record, out.result, out.text = record, result, "".join(parts)
+                out.record, out.result, out.text = record, result, text
                 out.store_error = self._save(record)
                 self._log_end(record)
                 self._notify_later(record)

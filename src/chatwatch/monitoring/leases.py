@@ -15,13 +15,11 @@ well within a TTL (NTP does).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from chatwatch.monitoring.migrations import WRITE_LOCK
+from chatwatch.monitoring.migrations import write_transaction
 from chatwatch.monitoring.rollups import INSERT
 from chatwatch.monitoring.schema import leases
 
@@ -45,7 +43,7 @@ def acquire(engine: sa.Engine, name: str, holder: str, ttl_s: float, *, at_us: i
         raise ValueError(f"a lease needs a positive TTL (got {ttl_s!r})")
     now = now_us() if at_us is None else at_us
     expires = now + int(ttl_s * 1_000_000)
-    with _write(engine) as conn:
+    with write_transaction(engine) as conn:
         # RETURNING rather than rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
         taken = conn.execute(
             leases.update()
@@ -62,7 +60,7 @@ def acquire(engine: sa.Engine, name: str, holder: str, ttl_s: float, *, at_us: i
 
 def release(engine: sa.Engine, name: str, holder: str) -> bool:
     """Give the lease up early (only its holder can). True if `holder` held it."""
-    with _write(engine) as conn:
+    with write_transaction(engine) as conn:
         delete = leases.delete().where(_L.name == name, _L.holder == holder).returning(_L.name)
         return conn.execute(delete).first() is not None
 
@@ -74,9 +72,3 @@ def current(engine: sa.Engine, name: str, *, at_us: int | None = None) -> Lease 
         row = conn.execute(sa.select(leases).where(_L.name == name, _L.expires_us > now)).first()
     return None if row is None else Lease(row.name, row.holder, row.expires_us)
 
-
-@contextmanager
-def _write(engine: sa.Engine) -> Iterator[sa.Connection]:
-    # BEGIN IMMEDIATE on a store's SQLite engine: read-then-write without a lock upgrade race.
-    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
-        yield conn

@@ -221,6 +221,9 @@ class _Listener(QueueListener):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.wake = threading.Event()
+        # Scrubbing runs here, on the writer thread, once per line for every handler: its
+        # regexes stay off the request path. Nothing reaches a handler unscrubbed.
+        self._secrets = SecretFilter()
 
     def dequeue(self, block: bool) -> Any:
         while True:
@@ -242,6 +245,7 @@ class _Listener(QueueListener):
                 handler.flush()
             record.done.set()
             return
+        self._secrets.filter(record)
         super().handle(record)
         # Hand the GIL back after every line: otherwise a batch of lines holds it for up to
         # the 5 ms switch interval while a request thread waits to record its own request.
@@ -356,7 +360,6 @@ def configure_logging(
         q: queue.SimpleQueue = queue.SimpleQueue()  # unbounded: logging never blocks a request
         queue_handler = _PreparedQueueHandler(q)
         queue_handler.addFilter(ContextFilter())
-        queue_handler.addFilter(SecretFilter())  # runs after ContextFilter, so it sees the extras too
         listener = _Listener(q, *handlers, respect_handler_level=True)
 
         setup = LogSetup(folder, role, instance, lvl, capture_content, file_handler, console_handler,

@@ -16,40 +16,28 @@ Two tools, for two kinds of text:
 """
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from chatwatch import secrets as _secrets
+# The key shapes and the exact-value scrubbing live with the registry of secrets, so every
+# message shown or stored (not only log lines) gets the same protection.
+from chatwatch.secrets import (  # noqa: F401 - re-exported for the log filter and tests
+    MASK as SECRET,
+    MIN_SECRET_LEN,
+    _VALUE,
+    _assignment,
+    redact_secret_shapes,
+    scrub_secrets,
+)
 
-SECRET = "[secret]"
 EMAIL = "[email]"
 NUMBER = "[number]"
 
-# Registering a 3-letter "secret" would shred every log line that contains it.
-MIN_SECRET_LEN = 6
-
-# --- key shapes: distinctive enough to apply to every log line -------------------------
-_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
-_AUTH_HEADER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_KEY_SHAPES = re.compile(
-    r"\bsk-[A-Za-z0-9][A-Za-z0-9_-]{15,}"  # OpenAI sk-/sk-proj-, Anthropic sk-ant-, OpenRouter sk-or-
-    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids
-    r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}"  # GitHub tokens
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
-    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
-)
-# A name that can only mean a credential, followed by `=` or `:` (JSON/YAML/env/query).
-_STRICT_NAME = (
-    r"(?i:api[_-]?key|apikey|secret[_-]?key|client[_-]?secret|access[_-]?key(?:[_-]?id)?"
-    r"|(?:access|auth|refresh|bearer|session|id)[_-]?token|private[_-]?key|password|passwd)"
-)
 # Bare `key`/`token`/`secret` count only with `=` (code, env files, query strings):
 # with `:` they are ordinary prose ("the key: practice").
 _LOOSE_NAME = r"(?i:key|token|secret|pwd|auth)"
-_VALUE = r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'&,;]+))"""
-_ASSIGN_STRICT = re.compile(rf"""\b(?P<name>(?:[A-Za-z0-9]+[_.-])*{_STRICT_NAME})(?P<sep>["']?\s*[:=]\s*){_VALUE}""")
 _ASSIGN_LOOSE = re.compile(rf"""\b(?P<name>(?:[A-Za-z0-9]+[_.-])*{_LOOSE_NAME})(?P<sep>\s*=\s*){_VALUE}""")
 
 # --- personal data and anonymous secrets: user content only ---------------------------
@@ -61,16 +49,6 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 # not the tail of a word, decimal or UUID ("...-446655440000").
 _DIGITS = re.compile(r"(?<![\w.-])\+?\d+(?:[ -]\d{2,})*(?!\w)")
 _DATE_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _assignment(m: re.Match[str]) -> str:
-    if m["dq"] is not None:
-        value = f'"{SECRET}"'
-    elif m["sq"] is not None:
-        value = f"'{SECRET}'"
-    else:
-        value = SECRET
-    return f"{m['name']}{m['sep']}{value}"
 
 
 def _long_token(m: re.Match[str]) -> str:
@@ -93,14 +71,6 @@ def _digits(m: re.Match[str]) -> str:
     return NUMBER if sum(c.isdigit() for c in text) >= 9 else text
 
 
-def redact_secret_shapes(text: str) -> str:
-    """Replace only unmistakable credentials (safe for any log line)."""
-    text = _PRIVATE_KEY.sub(SECRET, text)
-    text = _AUTH_HEADER.sub(lambda m: f"{m[1]} {SECRET}", text)
-    text = _KEY_SHAPES.sub(SECRET, text)
-    return _ASSIGN_STRICT.sub(_assignment, text)
-
-
 def redact_text(text: str) -> str:
     """Replace e-mails, credentials, long secret-looking tokens and long digit runs."""
     text = redact_secret_shapes(text)
@@ -108,19 +78,6 @@ def redact_text(text: str) -> str:
     text = _EMAIL.sub(EMAIL, text)
     text = _LONG_TOKEN.sub(_long_token, text)
     return _DIGITS.sub(_digits, text)
-
-
-@functools.lru_cache(maxsize=32)
-def _secrets_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    # Longest first, so a secret that contains another is removed whole.
-    alternatives = sorted((s for s in secrets if s), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
-
-
-def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Replace every exact occurrence of each secret value with `[secret]`."""
-    pattern = _secrets_pattern(frozenset(secrets))
-    return pattern.sub(SECRET, text) if pattern else text
 
 
 # One registry of secrets per process: chatwatch.secrets, filled when a model reads its key.

@@ -32,7 +32,7 @@ from chatwatch.monitoring.schema import feedback, model_loads, requests
 from chatwatch.monitoring.schema import rollups as rollups_table
 
 if TYPE_CHECKING:
-    from chatwatch.config import RetentionConfig, Settings
+    from chatwatch.config import Settings
 
 BUSY_TIMEOUT_MS = 10_000
 DEFAULT_EXACT_ROWS_LIMIT = 50_000
@@ -228,7 +228,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite) on a pooled connection."""
-        with self.engine.connect().execution_options(**migrations.WRITE_LOCK) as conn, conn.begin():
+        with migrations.write_transaction(self.engine) as conn:
             yield conn
 
     # --- retention --------------------------------------------------------------------------
@@ -274,11 +274,6 @@ class Store:
             conn.connection.dbapi_connection.executescript(
                 "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);"
             )
-
-    def apply_retention(self, retention: "RetentionConfig", now: datetime | None = None) -> dict[str, int]:
-        now = now or datetime.now(timezone.utc)
-        return self.prune(raw_before=now - timedelta(days=retention.raw_days),
-                          rollups_before=now - timedelta(days=retention.rollup_days))
 
     def _delete_batches(
         self,

@@ -1,7 +1,10 @@
 """What every page needs: settings, the process-wide runtime, the session id, the language."""
 from __future__ import annotations
 
+import functools
+import os
 import uuid
+from pathlib import Path
 
 import streamlit as st
 
@@ -10,9 +13,31 @@ from chatwatch.i18n import LANGUAGES, t
 from chatwatch.runtime import Runtime, get_runtime
 
 
-def settings() -> config_mod.Settings:
+def _config_key() -> tuple:
+    """Which config file applies now, and its version: an edited file is read again."""
+    explicit = os.environ.get(config_mod.ENV_VAR)
+    path = Path(explicit) if explicit else Path(config_mod.DEFAULT_FILE)
     try:
-        return config_mod.load()
+        return str(path.resolve()), path.stat().st_mtime_ns
+    except OSError:
+        return str(path.resolve()), None
+
+
+@functools.lru_cache(maxsize=8)
+def _load(key: tuple) -> config_mod.Settings:
+    return config_mod.load()
+
+
+@functools.lru_cache(maxsize=8)
+def _runtime(key: tuple) -> Runtime:
+    return get_runtime(_load(key), role="app")
+
+
+def settings() -> config_mod.Settings:
+    """The validated settings, parsed once per version of the file (not on every rerun and
+    every fragment tick)."""
+    try:
+        return _load(_config_key())
     except config_mod.ConfigError as exc:
         st.error(t("config.error", lang(), message=str(exc)))
         st.stop()
@@ -21,7 +46,8 @@ def settings() -> config_mod.Settings:
 
 def runtime() -> Runtime:
     # Process-wide (see chatwatch.runtime): shared by every session, built once.
-    return get_runtime(settings(), role="app")
+    settings()  # a broken config stops the page with its message
+    return _runtime(_config_key())
 
 
 def session_id() -> str:
@@ -34,7 +60,7 @@ def session_id() -> str:
 def lang() -> str:
     if "lang" not in st.session_state:
         try:
-            st.session_state.lang = config_mod.load().app.language
+            st.session_state.lang = _load(_config_key()).app.language
         except config_mod.ConfigError:
             st.session_state.lang = "es"
     return st.session_state.lang

@@ -6,16 +6,15 @@ once agree without errors.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from chatwatch.config import AlertRuleConfig
 from chatwatch.monitoring.alerts.model import AlertEvent, AlertState, Rule
-from chatwatch.monitoring.migrations import WRITE_LOCK
+from chatwatch.monitoring.migrations import write_transaction
+from chatwatch.monitoring.rollups import INSERT
 
 metadata = sa.MetaData()
 
@@ -76,22 +75,16 @@ alert_events = sa.Table(
     sa.Index("ix_alert_events_rule_at", "rule", "at_us"),
 )
 
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _RULE_FIELDS = tuple(f.name for f in fields(Rule))
 _STATE_FIELDS = tuple(f.name for f in fields(AlertState))
 
 
-@contextmanager
-def write(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A write transaction: BEGIN IMMEDIATE on SQLite (a deferred one could fail with
-    SQLITE_BUSY when it upgrades), a plain one on PostgreSQL (row locks do the rest)."""
-    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
-        yield conn
+write = write_transaction  # the store's write transaction (BEGIN IMMEDIATE on SQLite)
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     if rows:
-        conn.execute(_INSERT[conn.dialect.name](table).on_conflict_do_nothing(), rows)
+        conn.execute(INSERT[conn.dialect.name](table).on_conflict_do_nothing(), rows)
 
 
 def _rule(row) -> Rule:
@@ -168,7 +161,7 @@ def save_rule(engine: sa.Engine, rule: Rule, *, create: bool, now_us: int, insta
                 return "err.exists"
             new = rule.with_settings(name=name, origin="page", config_hash=None, edited=False, deleted=False)
             if old is None:
-                stmt = _INSERT[conn.dialect.name](alert_rules).values(_rule_row(new, now_us, instance))
+                stmt = INSERT[conn.dialect.name](alert_rules).values(_rule_row(new, now_us, instance))
                 # RETURNING, not rowcount: drivers report -1 for INSERT ... ON CONFLICT.
                 if conn.execute(stmt.on_conflict_do_nothing().returning(alert_rules.c.name)).first() is None:
                     return "err.exists"  # another process created it a moment ago

@@ -15,6 +15,8 @@ import importlib
 import pkgutil
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 import sqlalchemy as sa
@@ -26,6 +28,14 @@ _MODULE = re.compile(r"^m(\d{4})_\w+$")
 PG_LOCK_KEY = 0x63_68_61_74_77  # "chatw"
 # Execution option understood by the store's SQLite `begin` hook: BEGIN IMMEDIATE.
 WRITE_LOCK = {"chatwatch_write": True}
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction: BEGIN IMMEDIATE on SQLite (a deferred one that later needs the
+    write lock can fail with SQLITE_BUSY without waiting), a plain one on PostgreSQL."""
+    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
+        yield conn
 
 
 def discover() -> list[ModuleType]:
@@ -59,7 +69,7 @@ def upgrade(engine: sa.Engine) -> list[int]:
     if all(m.VERSION in done for m in modules):
         return []
     ran: list[int] = []
-    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
+    with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_LOCK_KEY)))
         schema_migrations.create(conn, checkfirst=True)
