@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from chatwatch.i18n import STRINGS
 from chatwatch.monitoring.store import Store
 from chatwatch.ui.dashboard_format import (
-    fmt_cost,
+    fmt_usd,
     fmt_int,
     fmt_pct,
     fmt_rate,
@@ -108,7 +108,8 @@ def _expected(rows: pd.DataFrame, thumbs: pd.DataFrame) -> dict[str, object]:
         "Output tokens/s": fmt_rate(decoding["output_tokens"].sum() / decode_s),
         "Input tokens": fmt_int(int(rows["input_tokens"].sum())),
         "Output tokens": fmt_int(int(rows["output_tokens"].fillna(0).sum())),
-        "Total cost": fmt_cost(cost, unpriced if unpriced >= len(rows) else 0, len(rows), "en"),
+        # Some requests are priced: the value is their exact sum, the unpriced ones a note.
+        "Total cost": fmt_usd(cost),
         "_exact_cost": cost, "_unpriced": unpriced,
         "Satisfaction": fmt_satisfaction(int(thumbs["score"].sum()), len(thumbs), "en"),
     }

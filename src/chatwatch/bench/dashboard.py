@@ -31,7 +31,7 @@ from chatwatch.monitoring.dashboard_queries import bucket_for, load_dashboard
 from chatwatch.monitoring.queries import Filters
 from chatwatch.monitoring.record import RequestRecord
 from chatwatch.monitoring.schema import feedback, requests
-from chatwatch.monitoring.store import Store, to_us
+from chatwatch.monitoring.store import Store, from_us, to_us
 
 if TYPE_CHECKING:
     from chatwatch.config import Settings
@@ -175,7 +175,7 @@ def synthetic(rng: random.Random, started: datetime, i: int, sessions: int) -> R
 def _newest(store: Store) -> datetime:
     with store.engine.connect() as conn:
         us = conn.execute(sa.select(sa.func.max(requests.c.started_us))).scalar_one()
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    return from_us(us)
 
 
 def _busiest_session(store: Store, view: Filters) -> str:

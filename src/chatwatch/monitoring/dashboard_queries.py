@@ -20,6 +20,7 @@ from chatwatch.monitoring.queries import (
     Filters,
     Overview,
     feedback_by_model,
+    memory_frame,
     overview,
     recent_errors,
     request_conditions,
@@ -96,17 +97,6 @@ def load_dashboard(store: Store, filters: Filters, bucket: timedelta | None = No
         recent_errors=errors,
         feedback=feedback_by_model(store, filters),
     )
-
-
-def memory_frame(timeseries: pd.DataFrame) -> pd.DataFrame:
-    """Memory over time across models, from a timeseries frame (as queries.memory_timeseries)."""
-    if timeseries.empty:
-        return pd.DataFrame({"bucket": pd.Series(dtype="datetime64[ns, UTC]"),
-                             "rss_after_max_bytes": pd.Series(dtype=float),
-                             "system_available_min_bytes": pd.Series(dtype=float)})
-    return (timeseries.groupby("bucket", as_index=False)
-            .agg(rss_after_max_bytes=("rss_after_max_bytes", "max"),
-                 system_available_min_bytes=("system_available_min_bytes", "min")))
 
 
 def known_models(store: Store) -> list[str]:

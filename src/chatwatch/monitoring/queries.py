@@ -191,8 +191,16 @@ def timeseries(store: Store, filters: Filters, bucket: timedelta | int) -> Times
 
 def memory_timeseries(store: Store, filters: Filters, bucket: timedelta | int) -> pd.DataFrame:
     """Memory over time across models: bucket, rss_after_max_bytes, system_available_min_bytes."""
-    frame = timeseries(store, filters, bucket).frame
-    return (frame.groupby("bucket", as_index=False)
+    return memory_frame(timeseries(store, filters, bucket).frame)
+
+
+def memory_frame(timeseries: pd.DataFrame) -> pd.DataFrame:
+    """Memory over time across models, from a `timeseries` frame (typed even when empty)."""
+    if timeseries.empty:
+        return pd.DataFrame({"bucket": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "rss_after_max_bytes": pd.Series(dtype=float),
+                             "system_available_min_bytes": pd.Series(dtype=float)})
+    return (timeseries.groupby("bucket", as_index=False)
             .agg(rss_after_max_bytes=("rss_after_max_bytes", "max"),
                  system_available_min_bytes=("system_available_min_bytes", "min")))
 

@@ -72,15 +72,16 @@ def exact_usd(cost: Decimal) -> str:
     return text if text != "-0" else "0"
 
 
-def fmt_cost(cost: Decimal, unpriced: int, requests: int, lang: str) -> str:
-    """Total cost of the priced requests, "+N unpriced" when some have no price; when none
-    has a price there is no cost to show (it is unknown, not $0)."""
+def fmt_cost(cost: Decimal, unpriced: int, requests: int, lang: str, *, note: bool = True) -> str:
+    """Total cost of the priced requests, "+N unpriced" when some have no price (unless
+    `note` is off: the caller shows it apart); when none has a price there is no cost to
+    show (it is unknown, not $0)."""
     if requests == 0:
         return NONE
     if unpriced >= requests:
         return t("dash.all_unpriced", lang, n=f"{unpriced:,}")
     text = fmt_usd(cost)
-    return f"{text} {t('dash.unpriced_suffix', lang, n=f'{unpriced:,}')}" if unpriced else text
+    return f"{text} {t('dash.unpriced_suffix', lang, n=f'{unpriced:,}')}" if unpriced and note else text
 
 
 def fmt_satisfaction(up: int, total: int, lang: str) -> str:

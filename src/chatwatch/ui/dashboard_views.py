@@ -39,29 +39,35 @@ PERCENT = st.column_config.NumberColumn(format="%.2f %%")
 SECONDS = st.column_config.NumberColumn(format="%.3f")
 
 
-def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[tuple[str, str, str | None]]:
-    """(label, value, help) of every KPI, in display order."""
+Kpi = tuple[str, str, str | None, str | None]  # label, value, delta (a neutral note), help
+
+
+def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kpi]:
+    """(label, value, delta, help) of every KPI, in display order."""
     s = data.overview.summary
     sat = data.satisfaction
+    # "+N unpriced" goes under the cost as a neutral note, so the value itself stays readable.
+    unpriced = t("dash.unpriced_suffix", lang, n=f"{s.unpriced:,}") if 0 < s.unpriced < s.requests else None
     return [
-        (t("dash.kpi.requests", lang), fmt_int(s.requests), None),
-        (t("dash.kpi.error_rate", lang), fmt_pct(s.error_rate),
+        (t("dash.kpi.requests", lang), fmt_int(s.requests), None, None),
+        (t("dash.kpi.error_rate", lang), fmt_pct(s.error_rate), None,
          t("dash.kpi.error_rate.help", lang, errors=f"{s.errors:,}", requests=f"{s.requests:,}")),
-        (t("dash.kpi.latency_mean", lang), fmt_seconds(s.latency_mean_s), None),
-        (t("dash.kpi.latency_p50", lang), fmt_seconds(s.latency_p50_s), None),
-        (t("dash.kpi.latency_p95", lang), fmt_seconds(s.latency_p95_s), None),
-        (t("dash.kpi.latency_p99", lang), fmt_seconds(s.latency_p99_s), None),
-        (t("dash.kpi.ttft_p50", lang), fmt_seconds(s.ttft_p50_s), None),
-        (t("dash.kpi.ttft_p95", lang), fmt_seconds(s.ttft_p95_s), None),
-        (t("dash.kpi.tokens_per_s", lang), fmt_rate(s.output_tokens_per_s), t("dash.kpi.tokens_per_s.help", lang)),
-        (t("dash.kpi.input_tokens", lang), fmt_int(s.input_tokens), None),
-        (t("dash.kpi.output_tokens", lang), fmt_int(s.output_tokens), None),
-        (t("dash.kpi.cost", lang), fmt_cost(s.cost_usd, s.unpriced if s.unpriced >= s.requests else 0, s.requests, lang),
+        (t("dash.kpi.latency_mean", lang), fmt_seconds(s.latency_mean_s), None, None),
+        (t("dash.kpi.latency_p50", lang), fmt_seconds(s.latency_p50_s), None, None),
+        (t("dash.kpi.latency_p95", lang), fmt_seconds(s.latency_p95_s), None, None),
+        (t("dash.kpi.latency_p99", lang), fmt_seconds(s.latency_p99_s), None, None),
+        (t("dash.kpi.ttft_p50", lang), fmt_seconds(s.ttft_p50_s), None, None),
+        (t("dash.kpi.ttft_p95", lang), fmt_seconds(s.ttft_p95_s), None, None),
+        (t("dash.kpi.tokens_per_s", lang), fmt_rate(s.output_tokens_per_s), None,
+         t("dash.kpi.tokens_per_s.help", lang)),
+        (t("dash.kpi.input_tokens", lang), fmt_int(s.input_tokens), None, None),
+        (t("dash.kpi.output_tokens", lang), fmt_int(s.output_tokens), None, None),
+        (t("dash.kpi.cost", lang), fmt_cost(s.cost_usd, s.unpriced, s.requests, lang, note=False), unpriced,
          t("dash.kpi.cost.help", lang, exact=exact_usd(s.cost_usd), unpriced=f"{s.unpriced:,}")),
-        (t("dash.kpi.rss", lang), fmt_bytes(sample.rss_bytes), t("dash.kpi.rss.help", lang)),
-        (t("dash.kpi.available", lang), fmt_bytes(sample.system_available_bytes),
+        (t("dash.kpi.rss", lang), fmt_bytes(sample.rss_bytes), None, t("dash.kpi.rss.help", lang)),
+        (t("dash.kpi.available", lang), fmt_bytes(sample.system_available_bytes), None,
          t("dash.kpi.available.help", lang)),
-        (t("dash.kpi.satisfaction", lang), fmt_satisfaction(sat.up, sat.total, lang),
+        (t("dash.kpi.satisfaction", lang), fmt_satisfaction(sat.up, sat.total, lang), None,
          t("dash.kpi.satisfaction.help", lang, up=f"{sat.up:,}", total=f"{sat.total:,}")),
     ]
 
@@ -70,13 +76,8 @@ def render_dashboard(data: DashboardData, store: Store, lang: str, updated: date
     st.caption(t("dash.updated", lang, time=updated.strftime("%H:%M:%S"), range=range_label))
     st.caption(t(f"dash.method.{data.overview.summary.percentile_method}", lang))
     items = kpis(data, lang, memory.sample())
-    s = data.overview.summary
-    cost_label = t("dash.kpi.cost", lang)
-    # "+N unpriced" goes under the cost as a neutral note: the value itself stays readable.
-    unpriced_note = t("dash.unpriced_suffix", lang, n=f"{s.unpriced:,}") if 0 < s.unpriced < s.requests else None
     for start in range(0, len(items), KPI_COLUMNS):
-        for col, (label, value, help_) in zip(st.columns(KPI_COLUMNS), items[start:start + KPI_COLUMNS]):
-            delta = unpriced_note if label == cost_label else None
+        for col, (label, value, delta, help_) in zip(st.columns(KPI_COLUMNS), items[start:start + KPI_COLUMNS]):
             col.metric(label, value, delta, delta_color="off", delta_arrow="off", help=help_, border=True)
     ov = data.overview
     if ov.summary.requests == 0:
