@@ -56,6 +56,8 @@ class AlertEngine:
         # One evaluation at a time per process (the timer, a record and flush() may overlap);
         # other processes are kept apart by the claims.
         self._lock = threading.Lock()
+        # The last evaluation's value of each rule, for pages to show without measuring again.
+        self.latest: dict[str, Measurement | None] = {}
 
     def evaluate(self, at_us: int | None = None) -> list[AlertEvent]:
         """Evaluate every rule at `at_us` (default: the clock); returns the events this
@@ -67,6 +69,7 @@ class AlertEngine:
                 states = store.load_states(conn)
                 missing = [r.name for r in rules if r.name not in states]
                 measured = self._measure_all(conn, rules, states, now)
+            self.latest = measured
             if missing:
                 store.ensure_states(self.engine, missing, now_us=now)
                 with self.engine.connect() as conn:

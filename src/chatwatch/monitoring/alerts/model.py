@@ -5,18 +5,12 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
+from typing import Literal, get_args
 
 from chatwatch.config import AlertRuleConfig
 
-Kind = Literal[
-    "error_rate", "consecutive_failures", "latency_p95", "slow_response",
-    "ttft_p95", "daily_cost", "memory", "no_success",
-]
-KINDS: tuple[str, ...] = (
-    "error_rate", "consecutive_failures", "latency_p95", "ttft_p95", "slow_response",
-    "daily_cost", "memory", "no_success",
-)
+# The kinds the config accepts, in its order: one list, not copies kept in step by hand.
+KINDS: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["kind"].annotation)
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 # Rules that need `min_requests` requests in their window before they can fire.
 USES_MIN_REQUESTS = frozenset({"error_rate", "latency_p95", "ttft_p95", "no_success"})

@@ -157,32 +157,30 @@ def _slow_response(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     return _result(rule, value, sum(r[2] for r in rows), value > rule.threshold, model)
 
 
-def _models_in_window(conn: sa.Connection, rule: Rule, since_us: int, now_us: int) -> list[str]:
-    if rule.model is not None:
-        return [rule.model]
-    stmt = _scoped(sa.select(requests.c.model).distinct(), rule, since_us, now_us)
-    return sorted(conn.execute(stmt).scalars())
-
-
 def _consecutive_failures(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
-    since = _window(rule, now_us)
-    best_model, best_streak, seen = None, 0, 0
-    for model in _models_in_window(conn, rule, since, now_us):
-        stmt = (
-            sa.select(requests.c.status)
-            .where(requests.c.model == model, requests.c.started_us >= since,
-                   requests.c.started_us <= now_us, requests.c.status != "cancelled")
-            .order_by(requests.c.started_us.desc())
-            .limit(STREAK_SCAN)
-        )
-        statuses = list(conn.execute(stmt).scalars())
-        seen += len(statuses)
-        streak = next((i for i, s in enumerate(statuses) if s != "error"), len(statuses))
-        if streak > best_streak:
-            best_model, best_streak = model, streak
-    if not seen:
+    # Each model's newest STREAK_SCAN outcomes in one query (not a query per model).
+    newest_first = sa.func.row_number().over(partition_by=requests.c.model, order_by=requests.c.started_us.desc())
+    recent = _scoped(sa.select(requests.c.model, requests.c.status, newest_first.label("rank")),
+                     rule, _window(rule, now_us), now_us).subquery()
+    rows = conn.execute(sa.select(recent.c.model, recent.c.status).where(recent.c.rank <= STREAK_SCAN)
+                        .order_by(recent.c.model, recent.c.rank)).all()
+    if not rows:
         return _result(rule, None, 0, False, None)
-    return _result(rule, float(best_streak), seen, best_streak >= rule.threshold, best_model)
+    streaks: dict[str, int] = {}
+    broken: set[str] = set()
+    for model, status in rows:  # newest first per model: count errors until the first non-error
+        if model in broken:
+            continue
+        if status == "error":
+            streaks[model] = streaks.get(model, 0) + 1
+        else:
+            streaks.setdefault(model, 0)
+            broken.add(model)
+    best_model, best_streak = None, 0
+    for model in sorted(streaks):  # ties go to the first model by name, as before
+        if streaks[model] > best_streak:
+            best_model, best_streak = model, streaks[model]
+    return _result(rule, float(best_streak), len(rows), best_streak >= rule.threshold, best_model)
 
 
 def _no_success(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
@@ -206,12 +204,8 @@ def _daily_cost(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     total = sum(int(r[1] or 0) for r in rows)
     value = total / NANO_PER_USD
     worst = max(rows, key=lambda r: (int(r[1] or 0), r[0]))[0] if total else None
-    # A new day starts at $0: always a measurement, never "no data".
-    return Measurement(
-        value=value, samples=sum(r[2] for r in rows), holds=value > rule.threshold,
-        clear=value <= rule.threshold * (1 - HYSTERESIS) and not value > rule.threshold,
-        model=worst if rule.model is None else rule.model,
-    )
+    # A new day starts at $0: always a value, never "no data".
+    return _result(rule, value, sum(r[2] for r in rows), value > rule.threshold, worst)
 
 
 def _memory(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:

@@ -213,6 +213,12 @@ class AlertService:
     def measure(self, rule: Rule) -> Measurement:
         return self.engine.measure(rule)
 
+    def current(self, rule: Rule) -> Measurement:
+        """The rule's value from the last evaluation (after each request and every
+        evaluate_every_s); measured now only if it has none yet."""
+        latest = self.engine.latest.get(rule.name)
+        return latest if latest is not None else self.measure(rule)
+
     def channels(self) -> list[ChannelInfo]:
         return list(self.channel_infos)
 

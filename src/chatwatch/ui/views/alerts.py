@@ -176,7 +176,7 @@ def rules_table(rules: list[Rule]) -> None:
     rows = []
     for r in rules:
         try:
-            current = fmt_value(r.kind, svc.measure(r).value, L) if r.enabled else "—"
+            current = fmt_value(r.kind, svc.current(r).value, L) if r.enabled else "—"
         except Exception:
             current = "?"
         s = states.get(r.name)
