@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from chatwatch.monitoring.record import RequestRecord
 from chatwatch.monitoring.schema import requests
-from chatwatch.monitoring.store import BUSY_TIMEOUT_MS, Store, record_to_row
+from chatwatch.monitoring.engine import BUSY_TIMEOUT_MS
+from chatwatch.monitoring.store import Store, record_to_row
 
 if TYPE_CHECKING:
     from chatwatch.config import Settings

@@ -10,12 +10,10 @@ raises `ModelTimeoutError`, cutting the worker's socket so a stalled read ends t
 from __future__ import annotations
 
 import hashlib
-import queue
 import re
-import socket
 import threading
 import time
-from typing import Any, Callable, Generator, Sequence
+from typing import Any, Generator, Sequence
 
 import openai
 
@@ -42,6 +40,7 @@ from chatwatch.models.base import (
     Usage,
     WaitCallback,
 )
+from chatwatch.models.deadline import DeadlineCall, Expired
 from chatwatch.models.token_estimate import ServerTokenizer, estimate_prompt_tokens, estimate_tokens
 from chatwatch.secrets import get_api_key, scrub
 
@@ -117,7 +116,7 @@ class OpenAICompatModel:
         progress.token_source = "estimated"  # chunk counts until the real count arrives
         progress.mark_started()
         deadline = time.monotonic() + self.timeout_s
-        call = _Call(lambda c: _pump_stream(client, kwargs, c), name=f"chatwatch-{self.id}")
+        call = DeadlineCall(lambda c: _pump_stream(client, kwargs, c), name=f"chatwatch-{self.id}")
         parts: list[str] = []
         finish: str | None = None
         usage: Any = None
@@ -144,7 +143,7 @@ class OpenAICompatModel:
                     raise self._map_error(value, midstream=opened, chunks=len(parts))
                 else:
                     break
-        except _Expired:
+        except Expired:
             raise self._timeout_error(len(parts)) from None
         finally:
             call.cancel()  # a no-op after a clean end; otherwise frees the server at once
@@ -161,10 +160,10 @@ class OpenAICompatModel:
         kwargs = self._request_args(messages, settings)
         progress.mark_started()
         deadline = time.monotonic() + self.timeout_s
-        call = _Call(lambda c: c.put("reply", client.chat.completions.create(**kwargs)), name=f"chatwatch-{self.id}")
+        call = DeadlineCall(lambda c: c.put("reply", client.chat.completions.create(**kwargs)), name=f"chatwatch-{self.id}")
         try:
             kind, value = call.next_event(deadline)
-        except _Expired:
+        except Expired:
             raise self._timeout_error(0) from None
         finally:
             call.cancel()
@@ -374,68 +373,7 @@ def _transport_reason(exc: BaseException) -> str:
     return scrub(text)[:_MAX_PROVIDER_MESSAGE] or type(cause or exc).__name__
 
 
-class _Expired(Exception):
-    """The request's deadline passed."""
-
-
-class _Call:
-    """One HTTP request on its own daemon thread, so the caller can give up at the deadline
-    even while a read is stuck. Events flow as (kind, value) over a queue."""
-
-    def __init__(self, work: Callable[["_Call"], None], *, name: str):
-        self.cancelled = threading.Event()
-        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._lock = threading.Lock()
-        self._response: Any = None  # the live httpx response while the worker reads it
-        threading.Thread(target=self._run, args=(work,), name=name, daemon=True).start()
-
-    def _run(self, work: Callable[["_Call"], None]) -> None:
-        try:
-            work(self)
-        except BaseException as exc:  # handed to the caller, who maps it
-            self.put("error", exc)
-        else:
-            self.put("end", None)
-
-    def put(self, kind: str, value: Any) -> None:
-        self._events.put((kind, value))
-
-    def next_event(self, deadline: float) -> tuple[str, Any]:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _Expired
-        try:
-            return self._events.get(timeout=remaining)
-        except queue.Empty:
-            raise _Expired from None
-
-    def attach(self, response: Any) -> None:
-        with self._lock:
-            self._response = response
-
-    def detach(self) -> None:
-        with self._lock:
-            self._response = None
-
-    def cancel(self) -> None:
-        """Stop the worker: it quits at its next chunk, and a read stuck on a silent server
-        is woken by shutting the socket down (not closing it: the worker still owns the
-        descriptor, and closing it under a blocked read would not wake it on Linux)."""
-        self.cancelled.set()
-        with self._lock:
-            response = self._response
-            if response is None or getattr(response, "is_closed", False):
-                return
-            stream = getattr(response, "extensions", {}).get("network_stream")
-            sock = stream.get_extra_info("socket") if stream is not None else None
-            if isinstance(sock, socket.socket):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already gone
-
-
-def _pump_stream(client: openai.OpenAI, kwargs: dict[str, Any], call: _Call) -> None:
+def _pump_stream(client: openai.OpenAI, kwargs: dict[str, Any], call: DeadlineCall) -> None:
     """Worker side of a streamed request: chunks go to the caller as they arrive."""
     stream = client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
     call.attach(stream.response)
