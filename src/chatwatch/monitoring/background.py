@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 
 
-class BackgroundThread:
+class BackgroundThread(ABC):
     """`start()` is idempotent; `stop()` ends the loop and waits for it. Each start gets a
     fresh stop event, so a thread that is still winding down keeps seeing its own."""
 
@@ -35,9 +36,9 @@ class BackgroundThread:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    @abstractmethod
     def loop(self, stop: threading.Event) -> None:
         """The thread's body; return when `stop` is set."""
-        raise NotImplementedError
 
     def _starting(self) -> None:
         """Hook run under the start lock, before the thread starts."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from chatwatch.i18n import STRINGS, t
 from chatwatch.monitoring.alerts.model import AlertEvent
 
 _T: dict[str, dict[str, str]] = {
@@ -94,10 +95,12 @@ class Problem:
         return tr(self.key, lang, **dict(self.values))
 
 
+# Alert wording joins the app's one table of strings (notifications and the CLI use it too).
+STRINGS.update({f"alert.{key}": entry for key, entry in _T.items()})
+
+
 def tr(key: str, lang: str, **values) -> str:
-    entry = _T[key]
-    text = entry.get(lang) or entry["en"]
-    return text.format(**values) if values else text
+    return t(f"alert.{key}", lang, **values)
 
 
 def kind_label(kind: str, lang: str) -> str:
