@@ -6,15 +6,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup system-check bench clean-venv
+.PHONY: run test setup system-check lint bench clean-venv
 
 run: $(STAMP)
 	$(BIN)/chatwatch run
 
-test: $(STAMP) system-check
+test: $(STAMP) system-check lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
+
+# Style and the dependency rule (README, Architecture): ruff and import-linter, config in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 system-check:
 	@scripts/check-system.sh

@@ -12,6 +12,7 @@ true, one JSON body otherwise), GET /v1/models, and, when `tokenize` is on, llam
 POST /tokenize (one token per whitespace-separated word). Built on the standard library's
 http.server in a thread, so closing the socket mid-stream is in the test's hands.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,7 @@ class StubServer:
     def base_url(self) -> str:
         return self.root_url + "/v1"
 
-    def start(self) -> "StubServer":
+    def start(self) -> StubServer:
         self._thread.start()
         return self
 
@@ -121,18 +122,23 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return self._stream(script, include_usage)
             time.sleep(script.interval_s * len(script.chunks))  # as long as the stream would take
-            self._json(200, {
-                "id": "chatcmpl-stub",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": script.model,
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(script.chunks)},
-                    "finish_reason": script.finish_reason,
-                }],
-                "usage": script.usage,
-            })
+            self._json(
+                200,
+                {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": script.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(script.chunks)},
+                            "finish_reason": script.finish_reason,
+                        }
+                    ],
+                    "usage": script.usage,
+                },
+            )
 
         def _error(self, script: Script) -> None:
             message = script.error_message
@@ -158,8 +164,14 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
 
             def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
                 choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
-                return {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": script.model, "choices": choices, **extra}
+                return {
+                    "id": "chatcmpl-stub",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": script.model,
+                    "choices": choices,
+                    **extra,
+                }
 
             try:
                 self._event(chunk({"role": "assistant", "content": ""}))  # real servers open like this

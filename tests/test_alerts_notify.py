@@ -1,6 +1,7 @@
 """Channels and delivery: a real local HTTP server receives apprise json:// posts with the
 expected title and message; failures are retried with backoff; a webhook that never
 answers delays no reply and times out in the background; secrets in URLs stay hidden."""
+
 from __future__ import annotations
 
 import logging
@@ -13,13 +14,14 @@ from datetime import timedelta
 import pytest
 
 from chatwatch import config
-from chatwatch.models.base import ChatStream, GenerationSettings, Message, ModelConnectionError, StreamProgress
-from chatwatch.monitoring.alerts import AlertService, DeliveryPolicy
-from chatwatch.monitoring.alerts.channels import AppriseChannel, Message as AlertMessage, build_channels, mask_url
-from chatwatch.monitoring.alerts.notify import ChannelWorker, Notifier
-from chatwatch.monitoring.instrument import Monitor
-from chatwatch.monitoring.store import to_us
-from chatwatch.secrets import scrub
+from chatwatch.alerts import AlertService, DeliveryPolicy
+from chatwatch.alerts.channels import AppriseChannel, build_channels, mask_url
+from chatwatch.alerts.channels import Message as AlertMessage
+from chatwatch.alerts.notify import ChannelWorker, Notifier
+from chatwatch.models.contract import ChatStream, GenerationSettings, Message, ModelConnectionError, StreamProgress
+from chatwatch.privacy import scrub
+from chatwatch.store.records import to_us
+from chatwatch.telemetry.monitor import Monitor
 from tests.fixtures.db import BASE_TIME, make_record
 
 FAST = DeliveryPolicy(timeout_s=1.0, attempts=3, backoff_s=0.1, queue_size=10)
@@ -58,14 +60,24 @@ def _settings(notify: list[str], rules: list[dict], **alerts) -> config.Settings
     return config.parse({"app": {"language": "en"}, "alerts": {"notify": notify, "rules": rules, **alerts}})
 
 
-DOWN = {"name": "model down", "kind": "consecutive_failures", "threshold": 2, "model": "smollm2",
-        "severity": "critical"}
+DOWN = {
+    "name": "model down",
+    "kind": "consecutive_failures",
+    "threshold": 2,
+    "model": "smollm2",
+    "severity": "critical",
+}
 
 
 def test_webhook_receives_firing_and_resolved(sqlite_store, webhook):
     now = [to_us(BASE_TIME)]
-    svc = AlertService(_settings([webhook.url("/alerts")], [DOWN]), sqlite_store.engine, instance="web-1",
-                       clock=lambda: now[0], policy=FAST)
+    svc = AlertService(
+        _settings([webhook.url("/alerts")], [DOWN]),
+        sqlite_store.engine,
+        instance="web-1",
+        clock=lambda: now[0],
+        policy=FAST,
+    )
     svc.seed()
     sqlite_store.write(make_record(status="error", started_at=BASE_TIME))
     sqlite_store.write(make_record(status="error", started_at=BASE_TIME + timedelta(seconds=1)))
@@ -145,9 +157,10 @@ class FailingModel:
 
 
 def test_hanging_webhook_never_delays_a_reply(sqlite_store, hanging_webhook, webhook, alert_log):
-    settings = _settings([hanging_webhook.url(), webhook.url()],
-                         [{**DOWN, "threshold": 1, "name": "down"}])
-    svc = AlertService(settings, sqlite_store.engine, instance="w", policy=DeliveryPolicy(timeout_s=1, attempts=2, backoff_s=0.1))
+    settings = _settings([hanging_webhook.url(), webhook.url()], [{**DOWN, "threshold": 1, "name": "down"}])
+    svc = AlertService(
+        settings, sqlite_store.engine, instance="w", policy=DeliveryPolicy(timeout_s=1, attempts=2, backoff_s=0.1)
+    )
     svc.seed()
     svc.start()
     monitor = Monitor(settings, sqlite_store, instance="w")
@@ -224,7 +237,7 @@ def test_secret_urls_come_from_the_environment_and_are_masked(monkeypatch, webho
     slack_label = shown["$CW_TEST_SLACK"][0]
     assert slack_label.startswith("slack://") and "abcdefghijklmnopqrstuvwx" not in slack_label
     assert "abcdefghijklmnopqrstuvwx" not in scrub(f"posting to slack://{secret}")  # registered as a secret
-    assert mask_url("mailto://user:hunter2pass@example.com") .count("hunter2pass") == 0
+    assert mask_url("mailto://user:hunter2pass@example.com").count("hunter2pass") == 0
     assert "pw123456" not in mask_url("weird+scheme://me:pw123456@host.example/path?x=1")
 
 

@@ -1,26 +1,33 @@
 """Several processes sharing one store notify each firing once: real subprocesses on one
 SQLite file and on one PostgreSQL schema race to evaluate the same rule; the claim in the
 database lets exactly one of them notify the firing and one the resolution."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from chatwatch import config
-from chatwatch.monitoring.alerts import AlertService
-from chatwatch.monitoring.alerts import store as alert_store
-from chatwatch.monitoring.store import Store, to_us
+from chatwatch.alerts import AlertService
+from chatwatch.alerts import store as alert_store
+from chatwatch.store.records import Store, to_us
 from tests.fixtures.db import make_record
 
 ROOT = Path(__file__).resolve().parents[1]
-RULE = {"name": "model down", "kind": "consecutive_failures", "threshold": 2, "model": "smollm2",
-        "severity": "critical", "window_minutes": 60}
+RULE = {
+    "name": "model down",
+    "kind": "consecutive_failures",
+    "threshold": 2,
+    "model": "smollm2",
+    "severity": "critical",
+    "window_minutes": 60,
+}
 PROCESSES = 3
 ROUNDS = 15
 
@@ -32,12 +39,13 @@ def _settings(webhook_url: str) -> config.Settings:
 def worker(url: str, webhook_url: str, folder: str, n: int) -> None:
     """Run in a subprocess: evaluate ROUNDS times as soon as the parent says go, twice
     (phase 1: the rule should fire; phase 2: it should resolve)."""
-    from chatwatch.monitoring.alerts import DeliveryPolicy
+    from chatwatch.alerts import DeliveryPolicy
 
     sync = Path(folder)
     store = Store.open(url)
-    svc = AlertService(_settings(webhook_url), store.engine, instance=f"proc-{n}",
-                       policy=DeliveryPolicy(timeout_s=5, attempts=1))
+    svc = AlertService(
+        _settings(webhook_url), store.engine, instance=f"proc-{n}", policy=DeliveryPolicy(timeout_s=5, attempts=1)
+    )
     svc.seed()  # all processes seed at once too
     claimed: dict[str, list[str]] = {}
     for phase in ("1", "2"):
@@ -66,14 +74,17 @@ def _wait_files(folder: Path, names: list[str], procs: list[subprocess.Popen], t
 
 def _race(url: str, webhook, tmp_path: Path) -> list[dict]:
     store = Store.open(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(3):
         store.write(make_record(status="error", started_at=now - timedelta(seconds=10 - i)))
     code = "from tests.test_alerts_processes import worker; worker(*{args})"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code.replace("{args}", repr((url, webhook.url(), str(tmp_path), n)))],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for n in range(PROCESSES)
     ]
@@ -81,7 +92,7 @@ def _race(url: str, webhook, tmp_path: Path) -> list[dict]:
         _wait_files(tmp_path, [f"ready-1-{n}" for n in range(PROCESSES)], procs)
         (tmp_path / "go-1").touch()
         _wait_files(tmp_path, [f"ready-2-{n}" for n in range(PROCESSES)], procs)
-        store.write(make_record(status="ok", started_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        store.write(make_record(status="ok", started_at=datetime.now(UTC) - timedelta(seconds=1)))
         (tmp_path / "go-2").touch()
         results = []
         for p in procs:
@@ -102,8 +113,11 @@ def _check(url: str, webhook, results: list[dict]) -> None:
     assert phase1 == ["firing"] and phase2 == ["resolved"], results
     titles = [r.body["title"] for r in webhook.wait_for(2, timeout=5)]
     time.sleep(0.3)  # anything extra would have arrived by now
-    assert [r.body["title"] for r in webhook.received] == titles == [
-        "[chatwatch] CRITICAL ALERT: model down", "[chatwatch] RESOLVED: model down"]
+    assert (
+        [r.body["title"] for r in webhook.received]
+        == titles
+        == ["[chatwatch] CRITICAL ALERT: model down", "[chatwatch] RESOLVED: model down"]
+    )
     store = Store.open(url)
     with store.engine.connect() as conn:
         events = list(reversed(alert_store.history(conn)))
@@ -131,7 +145,7 @@ def test_a_stale_claim_loses(store):
     moved and neither updates the state nor stores an event."""
     svc = AlertService(config.parse({"alerts": {"rules": [RULE]}}), store.engine, instance="a")
     svc.seed()
-    t0 = datetime(2026, 1, 5, 12, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
     for i in range(2):
         store.write(make_record(status="error", started_at=t0 + timedelta(seconds=i)))
     now = to_us(t0) + 5_000_000

@@ -1,6 +1,7 @@
 """Each rule kind fires and resolves on crafted records (SQLite and PostgreSQL), with an
 injected clock; min_requests, for_minutes, hysteresis and the re-notify interval hold;
 config rules are seeded and page edits win until the config version changes."""
+
 from __future__ import annotations
 
 import logging
@@ -9,10 +10,10 @@ from datetime import timedelta
 import pytest
 
 from chatwatch import config
-from chatwatch.monitoring.alerts import AlertService, Rule
-from chatwatch.monitoring.alerts.channels import Message
-from chatwatch.monitoring.alerts.rules import validate
-from chatwatch.monitoring.store import to_us
+from chatwatch.alerts import AlertService, Rule
+from chatwatch.alerts.channels import Message
+from chatwatch.alerts.rules import validate
+from chatwatch.store.records import to_us
 from tests.fixtures.db import BASE_TIME, make_record
 
 T0 = BASE_TIME
@@ -36,16 +37,19 @@ class Harness:
         self.store = store
         self.now = to_us(T0)
         self.channel = Recorder()
-        self.settings = config.parse({
-            "app": {"language": "en"},
-            "models": [
-                {"id": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
-                {"id": "b", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
-            ],
-            "alerts": {"renotify_minutes": renotify_minutes, "rules": rules},
-        })
-        self.service = AlertService(self.settings, store.engine, instance=instance, clock=lambda: self.now,
-                                    channels=[self.channel])
+        self.settings = config.parse(
+            {
+                "app": {"language": "en"},
+                "models": [
+                    {"id": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                    {"id": "b", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                ],
+                "alerts": {"renotify_minutes": renotify_minutes, "rules": rules},
+            }
+        )
+        self.service = AlertService(
+            self.settings, store.engine, instance=instance, clock=lambda: self.now, channels=[self.channel]
+        )
         assert self.service.config_problems == []
         self.service.seed()
 
@@ -111,10 +115,12 @@ def test_error_rate_hysteresis_keeps_firing_near_threshold(harness):
 
 
 def test_consecutive_failures_per_model(harness):
-    h = harness([
-        {"name": "a down", "kind": "consecutive_failures", "threshold": 3, "model": "a", "severity": "critical"},
-        {"name": "any down", "kind": "consecutive_failures", "threshold": 3},
-    ])
+    h = harness(
+        [
+            {"name": "a down", "kind": "consecutive_failures", "threshold": 3, "model": "a", "severity": "critical"},
+            {"name": "any down", "kind": "consecutive_failures", "threshold": 3},
+        ]
+    )
     h.add(0, status="error")
     h.add(1, status="error")
     h.add(2, status="error", model="b")
@@ -153,7 +159,9 @@ def test_p95_rules(harness, kind, column):
 
 
 def test_slow_response_needs_one_request(harness):
-    h = harness([{"name": "one slow", "kind": "slow_response", "threshold": 10, "window_minutes": 2, "min_requests": 50}])
+    h = harness(
+        [{"name": "one slow", "kind": "slow_response", "threshold": 10, "window_minutes": 2, "min_requests": 50}]
+    )
     h.add(0, latency_s=3.0)
     assert h.eval(1) == []
     h.add(2, latency_s=12.5, status="cancelled")  # cancelled: not the model's slowness
@@ -167,10 +175,12 @@ def test_slow_response_needs_one_request(harness):
 def test_daily_cost_total_and_per_model_resets_at_utc_midnight(harness):
     from decimal import Decimal
 
-    h = harness([
-        {"name": "budget", "kind": "daily_cost", "threshold": 1.0},
-        {"name": "b budget", "kind": "daily_cost", "threshold": 1.0, "model": "b"},
-    ])
+    h = harness(
+        [
+            {"name": "budget", "kind": "daily_cost", "threshold": 1.0},
+            {"name": "b budget", "kind": "daily_cost", "threshold": 1.0, "model": "b"},
+        ]
+    )
     yesterday = -13 * 3600  # T0 is 12:00 UTC
     h.add(yesterday, cost_usd=Decimal("5"))  # yesterday's spending does not count
     h.add(0, cost_usd=Decimal("0.6"))
@@ -220,8 +230,18 @@ def test_no_success(harness):
 
 
 def test_for_minutes_delays_firing_and_a_blip_never_fires(harness):
-    h = harness([{"name": "errors", "kind": "error_rate", "threshold": 0.5, "min_requests": 1, "for_minutes": 2,
-                  "window_minutes": 1}])
+    h = harness(
+        [
+            {
+                "name": "errors",
+                "kind": "error_rate",
+                "threshold": 0.5,
+                "min_requests": 1,
+                "for_minutes": 2,
+                "window_minutes": 1,
+            }
+        ]
+    )
     h.add(0, status="error")
     assert h.eval(1) == []
     assert h.state("errors") == "pending"
@@ -237,8 +257,18 @@ def test_for_minutes_delays_firing_and_a_blip_never_fires(harness):
 
 
 def test_renotify_interval(harness):
-    h = harness([{"name": "down", "kind": "consecutive_failures", "threshold": 1, "window_minutes": 1440,
-                  "severity": "critical"}], renotify_minutes=10)
+    h = harness(
+        [
+            {
+                "name": "down",
+                "kind": "consecutive_failures",
+                "threshold": 1,
+                "window_minutes": 1440,
+                "severity": "critical",
+            }
+        ],
+        renotify_minutes=10,
+    )
     h.add(0, status="error")
     assert h.eval(1) == [("down", "firing")]
     assert h.eval(5 * MIN) == []
@@ -279,11 +309,13 @@ def test_log_line_level_follows_severity(harness):
     logger = logging.getLogger("chatwatch.alerts")
     logger.addHandler(handler)
     try:
-        h = harness([
-            {"name": "crit", "kind": "consecutive_failures", "threshold": 1, "severity": "critical"},
-            {"name": "warn", "kind": "consecutive_failures", "threshold": 1, "severity": "warning"},
-            {"name": "info", "kind": "consecutive_failures", "threshold": 1, "severity": "info"},
-        ])
+        h = harness(
+            [
+                {"name": "crit", "kind": "consecutive_failures", "threshold": 1, "severity": "critical"},
+                {"name": "warn", "kind": "consecutive_failures", "threshold": 1, "severity": "warning"},
+                {"name": "info", "kind": "consecutive_failures", "threshold": 1, "severity": "info"},
+            ]
+        )
         h.add(0, status="error")
         h.eval(1)
     finally:
@@ -295,6 +327,7 @@ def test_log_line_level_follows_severity(harness):
 
 
 # --- config seeding and page edits ------------------------------------------------------------
+
 
 def _settings(rules: list[dict]) -> config.Settings:
     return config.parse({"alerts": {"rules": rules}})
@@ -356,12 +389,14 @@ def test_page_rules_create_validate_and_clash(store):
 
 
 def test_invalid_config_rules_are_reported_and_skipped(store):
-    settings = _settings([
-        {"name": "pct", "kind": "error_rate", "threshold": 5},
-        {"name": "ok", "kind": "error_rate", "threshold": 0.05},
-        {"name": "ok", "kind": "memory", "threshold": 100},
-        {"name": "ghost", "kind": "no_success", "model": "not-configured"},
-    ])
+    settings = _settings(
+        [
+            {"name": "pct", "kind": "error_rate", "threshold": 5},
+            {"name": "ok", "kind": "error_rate", "threshold": 0.05},
+            {"name": "ok", "kind": "memory", "threshold": 100},
+            {"name": "ghost", "kind": "no_success", "model": "not-configured"},
+        ]
+    )
     svc = AlertService(settings, store.engine, instance="t")
     assert svc.config_problems == [
         "alerts.rules[0] (name 'pct'): threshold = 5.0: an error rate is a fraction between 0 and 1 (0.05 = 5 %), not 5",
@@ -375,7 +410,7 @@ def test_invalid_config_rules_are_reported_and_skipped(store):
 def test_alert_tables_match_the_migration(store):
     import sqlalchemy as sa
 
-    from chatwatch.monitoring.alerts.store import metadata
+    from chatwatch.alerts.store import metadata
 
     inspector = sa.inspect(store.engine)
     for table in metadata.sorted_tables:
@@ -384,19 +419,31 @@ def test_alert_tables_match_the_migration(store):
 
 
 def test_every_kind_is_measured_and_worded():
+    from chatwatch.alerts import rules, text
+    from chatwatch.alerts.model import KINDS
     from chatwatch.config import AlertRuleConfig
-    from chatwatch.monitoring.alerts import rules, text
-    from chatwatch.monitoring.alerts.model import KINDS
 
     assert set(rules._MEASURES) == set(KINDS) == set(AlertRuleConfig.model_fields["kind"].annotation.__args__)
     assert all(text.kind_label(k, lang) != k for k in KINDS for lang in ("es", "en"))
 
 
-@pytest.mark.parametrize("kind,threshold,ok", [
-    ("error_rate", 0.05, True), ("error_rate", 0, False), ("error_rate", 1.5, False),
-    ("consecutive_failures", 2, True), ("consecutive_failures", 2.5, False), ("consecutive_failures", 0, False),
-    ("latency_p95", 0, False), ("ttft_p95", 1.5, True), ("slow_response", -1, False),
-    ("daily_cost", 0, True), ("daily_cost", -1, False), ("memory", 512, True), ("no_success", 0, True),
-])
+@pytest.mark.parametrize(
+    "kind,threshold,ok",
+    [
+        ("error_rate", 0.05, True),
+        ("error_rate", 0, False),
+        ("error_rate", 1.5, False),
+        ("consecutive_failures", 2, True),
+        ("consecutive_failures", 2.5, False),
+        ("consecutive_failures", 0, False),
+        ("latency_p95", 0, False),
+        ("ttft_p95", 1.5, True),
+        ("slow_response", -1, False),
+        ("daily_cost", 0, True),
+        ("daily_cost", -1, False),
+        ("memory", 512, True),
+        ("no_success", 0, True),
+    ],
+)
 def test_thresholds_by_kind(kind, threshold, ok):
     assert (validate(Rule(name="r", kind=kind, threshold=threshold)) == {}) is ok

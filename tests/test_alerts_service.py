@@ -1,17 +1,19 @@
 """The service's wiring: the timer evaluator (one thread, stopped cleanly), evaluation after
 each recorded request, and the CLI path (a real runtime whose failed request is notified
 before `flush()` returns)."""
+
 from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from chatwatch import config, runtime as runtime_mod
-from chatwatch.models.base import GenerationSettings, Message, ModelError
-from chatwatch.monitoring.alerts import AlertService, DeliveryPolicy, ensure_alerts
+from chatwatch import config
+from chatwatch import runtime as runtime_mod
+from chatwatch.alerts import AlertService, DeliveryPolicy
+from chatwatch.models.contract import GenerationSettings, Message, ModelError
 from tests.fixtures.db import make_record
 
 RULE = {"name": "down", "kind": "consecutive_failures", "threshold": 1, "severity": "critical"}
@@ -30,7 +32,7 @@ def test_timer_evaluates_without_requests_and_stops_cleanly(sqlite_store):
     svc.start()  # idempotent: still one thread
     assert len(_alert_threads()) == before + 1
     # Written straight to the store (no listener runs): only the timer can see it.
-    sqlite_store.write(make_record(status="error", started_at=datetime.now(timezone.utc)))
+    sqlite_store.write(make_record(status="error", started_at=datetime.now(UTC)))
     deadline = time.monotonic() + 5
     while not svc.active() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -45,7 +47,7 @@ def test_timer_evaluates_without_requests_and_stops_cleanly(sqlite_store):
 def test_on_record_evaluates_inline_when_no_timer_runs(sqlite_store):
     svc = AlertService(config.parse({"alerts": {"rules": [RULE]}}), sqlite_store.engine, instance="t")
     svc.seed()
-    record = make_record(status="error", started_at=datetime.now(timezone.utc))
+    record = make_record(status="error", started_at=datetime.now(UTC))
     sqlite_store.write(record)
     svc.on_record(record)  # what the monitor's after-record thread calls
     assert [e.state for e in svc.history()] == ["firing"]
@@ -55,21 +57,21 @@ def test_on_record_evaluates_inline_when_no_timer_runs(sqlite_store):
 
 @pytest.fixture
 def cli_settings(tmp_path, port, webhook):
-    settings = config.parse({
-        "app": {"language": "en", "data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
-        "models": [{"id": "down", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "timeout_s": 5}],
-        "alerts": {"notify": [webhook.url("/cli")], "rules": [{**RULE, "model": "down"}]},
-    })
-    before = set(runtime_mod._runtimes)
-    yield settings
-    for key in set(runtime_mod._runtimes) - before:
-        runtime_mod._runtimes.pop(key).close()
+    settings = config.parse(
+        {
+            "app": {"language": "en", "data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
+            "models": [{"id": "down", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "timeout_s": 5}],
+            "alerts": {"notify": [webhook.url("/cli")], "rules": [{**RULE, "model": "down"}]},
+        }
+    )
+    return settings
 
 
 def test_runtime_wiring_like_chatwatch_ask(cli_settings, webhook):
-    rt = runtime_mod.get_runtime(cli_settings, role="cli")
-    service = ensure_alerts(rt, policy=DeliveryPolicy(timeout_s=2, attempts=2, backoff_s=0.1))
-    assert ensure_alerts(rt) is service  # one per runtime
+    rt = runtime_mod.Runtime(
+        cli_settings, role="cli", alert_options={"policy": DeliveryPolicy(timeout_s=2, attempts=2, backoff_s=0.1)}
+    )
+    service = rt.alerts  # built by the runtime, one per runtime
     reply = rt.chat("down", [Message("user", "hi")], GenerationSettings(max_tokens=8), session_id="cli")
     t = time.monotonic()
     with pytest.raises(ModelError):

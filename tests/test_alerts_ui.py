@@ -1,24 +1,25 @@
 """The Alerts page, the alert banner and toasts, driven by Streamlit's AppTest against a
 real store and a real local webhook."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from chatwatch import config, runtime as runtime_mod
-from chatwatch.monitoring.alerts import ensure_alerts
-from chatwatch.monitoring.store import Store
+from chatwatch import config
+from chatwatch.store.records import Store
+from chatwatch.ui.state import runtimes
 from tests.fixtures.db import make_record
 
 PAGE = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "alerts.py")
 NEW = "\x00new"
 BANNER_SCRIPT = """
 import streamlit as st
-from chatwatch.ui.common import lang, runtime
-from chatwatch.ui.alerts_banner import render_alert_banner, toast_new_alerts
+from chatwatch.ui.state import lang, runtime
+from chatwatch.ui.widgets.alerts import render_alert_banner, toast_new_alerts
 
 rt = runtime()
 render_alert_banner(rt, lang())
@@ -34,7 +35,7 @@ def app_config(tmp_path, monkeypatch, webhook):
 [app]
 language = "en"
 [alerts]
-notify = ["{webhook.url('/hook')}"]
+notify = ["{webhook.url("/hook")}"]
 renotify_minutes = 60
 [[alerts.rules]]
 name = "model down"
@@ -49,19 +50,16 @@ threshold = 0.5
 min_requests = 10
 """)
     monkeypatch.setenv("CHATWATCH_CONFIG", str(path))
-    before = set(runtime_mod._runtimes)
-    yield path
-    for key in set(runtime_mod._runtimes) - before:  # stop the background threads this test started
-        runtime_mod._runtimes.pop(key).close()
+    return path  # the runtimes the pages built are closed by the `ui_runtimes` fixture
 
 
 def _service(path: Path):
-    return ensure_alerts(runtime_mod.get_runtime(config.load(path), role="app"))
+    return runtimes().get(config.load(path), role="app").alerts
 
 
 def _write(path: Path, *statuses: str) -> None:
     store = Store.open(f"sqlite:///{path.parent / 'data' / 'chatwatch.db'}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i, status in enumerate(statuses):
         store.write(make_record(status=status, model="smollm2", started_at=now - timedelta(seconds=len(statuses) - i)))
     store.close()
@@ -129,7 +127,9 @@ def test_rule_editor_validates_and_saves(app_config):
     at.button(key="alerts_save").click().run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert any("The rule was not saved:" in e and "Threshold: a daily cost cannot be negative (-5)" in e for e in errors), errors
+    assert any(
+        "The rule was not saved:" in e and "Threshold: a daily cost cannot be negative (-5)" in e for e in errors
+    ), errors
     assert _service(app_config).rule("budget") is None
     at.number_input(key=f"alerts_threshold:{NEW}:daily_cost").set_value(2.5)
     at.button(key="alerts_save").click().run()
@@ -172,7 +172,9 @@ def test_send_test_notification(app_config, webhook):
 
 
 def test_config_problems_are_shown(app_config):
-    app_config.write_text(app_config.read_text() + '\n[[alerts.rules]]\nname = "pct"\nkind = "error_rate"\nthreshold = 5\n')
+    app_config.write_text(
+        app_config.read_text() + '\n[[alerts.rules]]\nname = "pct"\nkind = "error_rate"\nthreshold = 5\n'
+    )
     at = page()
     assert any("Config rule ignored: alerts.rules[2] (name 'pct'): threshold = 5.0" in e.value for e in at.error)
 
@@ -181,8 +183,8 @@ def test_live_alerts_fragment(app_config):
     _write(app_config, "error", "error")
     _service(app_config).evaluate_now()
     script = """
-from chatwatch.ui.common import lang, runtime
-from chatwatch.ui.alerts_banner import render_live_alerts
+from chatwatch.ui.state import lang, runtime
+from chatwatch.ui.widgets.alerts import render_live_alerts
 render_live_alerts(runtime(), lang(), every_s=60)
 """
     at = AppTest.from_string(script, default_timeout=30).run()

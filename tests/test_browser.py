@@ -1,5 +1,6 @@
 """End to end in a real browser: Debian's chromium driven by Playwright against a running
 `chatwatch run` (the real local model, the real store)."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,12 @@ timeout_s = 10
 """
     )
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "chatwatch", "run", "--port", str(port), "--config", str(conf)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatwatch", "run", "--port", str(port), "--config", str(conf)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     url = f"http://localhost:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -55,7 +60,7 @@ timeout_s = 10
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "server.log").read_text())
+                raise RuntimeError((tmp_path / "server.log").read_text()) from None
             time.sleep(0.3)
     yield url, conf
     proc.terminate()
@@ -72,8 +77,14 @@ def page():
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
         yield context.new_page()
@@ -121,8 +132,13 @@ def test_chat_dashboard_export_and_no_html_injection(app_url, page, tmp_path):
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download CSV").click()
     downloaded = download.value.path().read_text(encoding="utf-8")
-    cli = subprocess.run([sys.executable, "-m", "chatwatch", "export", "--config", str(conf), "--format", "csv",
-                          "--since", "7d"], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    cli = subprocess.run(
+        [sys.executable, "-m", "chatwatch", "export", "--config", str(conf), "--format", "csv", "--since", "7d"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
     assert downloaded == cli
     assert downloaded.count("\n") == 3  # header + 2 records
     assert not dialogs
@@ -142,8 +158,8 @@ def test_stop_ends_the_stream_and_records_a_cancellation(app_url, page, tmp_path
     assert partial.strip()
 
     from chatwatch.config import load
-    from chatwatch.monitoring.queries import Filters, list_requests
-    from chatwatch.monitoring.store import Store
+    from chatwatch.reports.queries import Filters, list_requests
+    from chatwatch.store.records import Store
 
     deadline = time.monotonic() + 30
     while True:  # the record is committed as the stream closes

@@ -1,4 +1,5 @@
 """`chatwatch` as a user runs it: real subprocesses, the real local model."""
+
 from __future__ import annotations
 
 import json
@@ -7,12 +8,41 @@ import subprocess
 import sys
 
 RECORD_KEYS = {
-    "id", "started_at", "instance", "session_id", "conversation_id", "model", "provider", "provider_model",
-    "response_model", "stream", "status", "error_type", "error_message", "queue_s", "latency_s", "ttft_s",
-    "output_tokens_per_s", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
-    "token_source", "prompt_chars", "response_chars", "cost_usd", "price_source", "rss_before_bytes",
-    "rss_after_bytes", "system_available_bytes", "temperature", "top_p", "max_tokens", "finish_reason",
-    "app_version", "text",
+    "id",
+    "started_at",
+    "instance",
+    "session_id",
+    "conversation_id",
+    "model",
+    "provider",
+    "provider_model",
+    "response_model",
+    "stream",
+    "status",
+    "error_type",
+    "error_message",
+    "queue_s",
+    "latency_s",
+    "ttft_s",
+    "output_tokens_per_s",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "token_source",
+    "prompt_chars",
+    "response_chars",
+    "cost_usd",
+    "price_source",
+    "rss_before_bytes",
+    "rss_after_bytes",
+    "system_available_bytes",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "finish_reason",
+    "app_version",
+    "text",
 }
 
 
@@ -40,7 +70,9 @@ def test_ask_streams_plain_text_to_the_terminal():
 
 def test_ask_failure_prints_the_record_and_exits_1(tmp_path, port):
     conf = tmp_path / "c.toml"
-    conf.write_text(f'[[models]]\nid = "down"\nkind = "openai"\nbase_url = "http://127.0.0.1:{port}/v1"\ntimeout_s = 5\n')
+    conf.write_text(
+        f'[[models]]\nid = "down"\nkind = "openai"\nbase_url = "http://127.0.0.1:{port}/v1"\ntimeout_s = 5\n'
+    )
     out = chatwatch("ask", "--config", str(conf), "--json", "Hello")
     assert out.returncode == 1
     data = json.loads(out.stdout)
@@ -81,7 +113,9 @@ def test_each_model_load_is_recorded(tmp_path):
     import sqlite3
 
     with sqlite3.connect(tmp_path / "data" / "chatwatch.db") as db:
-        loads = db.execute("SELECT model, ok, load_s, file_bytes, rss_before_bytes, rss_after_bytes FROM model_loads").fetchall()
+        loads = db.execute(
+            "SELECT model, ok, load_s, file_bytes, rss_before_bytes, rss_after_bytes FROM model_loads"
+        ).fetchall()
     assert len(loads) == 1
     model, ok, load_s, file_bytes, rss_before, rss_after = loads[0]
     assert model == "smollm2" and ok == 1 and load_s > 0 and file_bytes > 50_000_000

@@ -31,7 +31,9 @@ def test_the_example_config_is_valid():
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
-    path = write(conf_dir, '[app]\ndata_dir = "d"\nlog_dir = "l"\n[[models]]\nid = "m"\nkind = "llama_cpp"\npath = "w/m.gguf"\n')
+    path = write(
+        conf_dir, '[app]\ndata_dir = "d"\nlog_dir = "l"\n[[models]]\nid = "m"\nkind = "llama_cpp"\npath = "w/m.gguf"\n'
+    )
     s = load(path)
     assert s.app.data_dir == conf_dir / "d" and s.app.log_dir == conf_dir / "l"
     assert s.models[0].path == conf_dir / "w" / "m.gguf"
@@ -50,13 +52,22 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ('[app]\nlanguage = "fr"\n', "app.language = 'fr'"),
         ('[[models]]\nid = "x"\nkind = "openai"\n', "models[0] (id 'x'): an 'openai' model needs base_url"),
         ('[[models]]\nid = "x"\nkind = "openai"\nbase_url = "localhost:1"\n', "base_url must start with http"),
-        ('[[models]]\nid = "x"\nkind = "openai"\nbase_url = "http://a"\ntimeout_s = "soon"\n', "models[0] (id 'x').timeout_s = 'soon'"),
+        (
+            '[[models]]\nid = "x"\nkind = "openai"\nbase_url = "http://a"\ntimeout_s = "soon"\n',
+            "models[0] (id 'x').timeout_s = 'soon'",
+        ),
         ('[[models]]\nid = "x"\nkind = "grpc"\n', "models[0] (id 'x').kind = 'grpc'"),
-        ('[[models]]\nid = "a"\nkind = "llama_cpp"\n[[models]]\nid = "a"\nkind = "llama_cpp"\n', "two models have id 'a'"),
+        (
+            '[[models]]\nid = "a"\nkind = "llama_cpp"\n[[models]]\nid = "a"\nkind = "llama_cpp"\n',
+            "two models have id 'a'",
+        ),
         ('[app]\ncolour = "blue"\n', "app.colour: unknown key"),
         ('[[models]]\nkind = "llama_cpp"\n', "models[0].id: required key is missing"),
         ('[store]\nurl = "mysql://x"\n', "only sqlite:// and postgresql://"),
-        ('[[models]]\nid = "x"\nkind = "llama_cpp"\n[models.defaults]\ntemperature = 9\n', "models[0] (id 'x').defaults.temperature = 9"),
+        (
+            '[[models]]\nid = "x"\nkind = "llama_cpp"\n[models.defaults]\ntemperature = 9\n',
+            "models[0] (id 'x').defaults.temperature = 9",
+        ),
     ],
 )
 def test_errors_name_the_key_and_value(tmp_path, text, expected):

@@ -1,12 +1,13 @@
 """The dashboard's pure parts without Streamlit: chart and table builders, formatting, the
 view's time range, the log-line scan, load_dashboard, the export callable and the bench."""
+
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -16,8 +17,7 @@ import pytest
 
 from chatwatch import cli
 from chatwatch.bench import dashboard as bench
-from chatwatch.monitoring import histogram
-from chatwatch.monitoring.dashboard_queries import (
+from chatwatch.reports.dashboard import (
     bucket_for,
     error_types,
     feedback_for,
@@ -25,7 +25,8 @@ from chatwatch.monitoring.dashboard_queries import (
     load_dashboard,
     memory_frame,
 )
-from chatwatch.monitoring.queries import (
+from chatwatch.reports.logsearch import find_log_lines
+from chatwatch.reports.queries import (
     FeedbackCount,
     Filters,
     Histogram,
@@ -37,29 +38,46 @@ from chatwatch.monitoring.queries import (
     timeseries,
     ttft_histogram,
 )
-from chatwatch.ui import dashboard_charts as charts
-from chatwatch.ui.dashboard_data import export_data
-from chatwatch.ui.dashboard_filters import View, align
-from chatwatch.ui.dashboard_format import (
+from chatwatch.store import histogram
+from chatwatch.ui.data import export_data
+from chatwatch.ui.widgets import charts
+from chatwatch.ui.widgets.filters import View, align
+from chatwatch.ui.widgets.format import (
     fmt_cost,
     fmt_pct,
     fmt_satisfaction,
     fmt_seconds,
     fmt_usd,
 )
-from chatwatch.ui.dashboard_logs import find_log_lines
 from tests.fixtures.db import BASE_TIME, make_record
 
 XSS = "<img src=x onerror=alert(1)>"
 
 
 def _summary(model: str, **kw):
-    from chatwatch.monitoring.queries import Summary
+    from chatwatch.reports.queries import Summary
 
-    base = dict(requests=10, errors=1, cancelled=0, error_rate=0.1, latency_mean_s=1.0, latency_p50_s=0.9,
-                latency_p95_s=2.0, latency_p99_s=3.0, ttft_mean_s=0.2, ttft_p50_s=0.15, ttft_p95_s=0.4,
-                output_tokens_per_s=50.0, input_tokens=100, output_tokens=200, cache_read_tokens=0,
-                cost_usd=Decimal("0.002"), unpriced=0, percentile_method="exact", model=model)
+    base = dict(
+        requests=10,
+        errors=1,
+        cancelled=0,
+        error_rate=0.1,
+        latency_mean_s=1.0,
+        latency_p50_s=0.9,
+        latency_p95_s=2.0,
+        latency_p99_s=3.0,
+        ttft_mean_s=0.2,
+        ttft_p50_s=0.15,
+        ttft_p95_s=0.4,
+        output_tokens_per_s=50.0,
+        input_tokens=100,
+        output_tokens=200,
+        cache_read_tokens=0,
+        cost_usd=Decimal("0.002"),
+        unpriced=0,
+        percentile_method="exact",
+        model=model,
+    )
     return Summary(**{**base, **kw})
 
 
@@ -68,10 +86,25 @@ def _timeseries() -> pd.DataFrame:
     rows = []
     for i, b in enumerate(buckets):
         for model, n in (("a", 5 + i), ("b", 3)):
-            rows.append(dict(bucket=b, model=model, requests=n, errors=i, cancelled=0, latency_p50_s=1.0 + i,
-                             latency_p95_s=2.0 + i, ttft_p50_s=0.1, input_tokens=10 * n, output_tokens=20 * n,
-                             output_tokens_per_s=40.0, cost_nanousd=1000 * n, cost_usd=1e-6 * n,
-                             rss_after_max_bytes=300e6 + i * 1e6, system_available_min_bytes=4e9 - i * 1e8))
+            rows.append(
+                dict(
+                    bucket=b,
+                    model=model,
+                    requests=n,
+                    errors=i,
+                    cancelled=0,
+                    latency_p50_s=1.0 + i,
+                    latency_p95_s=2.0 + i,
+                    ttft_p50_s=0.1,
+                    input_tokens=10 * n,
+                    output_tokens=20 * n,
+                    output_tokens_per_s=40.0,
+                    cost_nanousd=1000 * n,
+                    cost_usd=1e-6 * n,
+                    rss_after_max_bytes=300e6 + i * 1e6,
+                    system_available_min_bytes=4e9 - i * 1e8,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -121,11 +154,15 @@ def test_memory_chart_in_megabytes_on_two_axes():
 
 def test_coarse_histogram_keeps_counts_and_edge_buckets():
     buckets = [histogram.UNDERFLOW, 1, 2, 5, 200, histogram.OVERFLOW]
-    frame = pd.DataFrame({
-        "model": "a", "bucket": buckets,
-        "lo_s": [histogram.bounds(b)[0] for b in buckets], "hi_s": [histogram.bounds(b)[1] for b in buckets],
-        "count": [1, 2, 3, 4, 5, 6],
-    })
+    frame = pd.DataFrame(
+        {
+            "model": "a",
+            "bucket": buckets,
+            "lo_s": [histogram.bounds(b)[0] for b in buckets],
+            "hi_s": [histogram.bounds(b)[1] for b in buckets],
+            "count": [1, 2, 3, 4, 5, 6],
+        }
+    )
     out = charts.coarse_histogram(frame, per_group=4)
     assert out["count"].tolist() == [1, 5, 4, 5, 6]  # buckets 1 and 2 share a bin; 5 starts the next
     assert out["count"].sum() == frame["count"].sum()
@@ -142,8 +179,9 @@ def test_ttft_distribution_on_a_log_axis(sqlite_store):
     colors = charts.model_colors(["0-only-errors", "a", "b"])  # a model absent from this chart
     shared = charts.ttft_distribution(ttft_histogram(sqlite_store, Filters()), "en", colors)
     assert [tr.line.color for tr in shared.data] == [colors["a"], colors["b"]] != [tr.line.color for tr in fig.data]
-    empty = charts.ttft_distribution(Histogram(pd.DataFrame(columns=["model", "bucket", "lo_s", "hi_s", "count"]),
-                                               "exact"), "en")
+    empty = charts.ttft_distribution(
+        Histogram(pd.DataFrame(columns=["model", "bucket", "lo_s", "hi_s", "count"]), "exact"), "en"
+    )
     assert empty.data == ()
 
 
@@ -151,8 +189,10 @@ def test_ttft_distribution_on_a_log_axis(sqlite_store):
 
 
 def test_model_table_costs_per_priced_request_and_never_zero_for_unpriced():
-    rows = [_summary("a", requests=10, unpriced=2, cost_usd=Decimal("0.008")),
-            _summary("b", requests=4, unpriced=4, cost_usd=Decimal(0), error_rate=0.25)]
+    rows = [
+        _summary("a", requests=10, unpriced=2, cost_usd=Decimal("0.008")),
+        _summary("b", requests=4, unpriced=4, cost_usd=Decimal(0), error_rate=0.25),
+    ]
     table = charts.model_table(rows, [FeedbackCount("a", 3, 1)], "en")
     a, b = table.to_dict("records")
     assert a["Cost / 1,000 requests ($)"] == pytest.approx(0.008 / 8 * 1000) and a["Unpriced"] == 2
@@ -191,11 +231,11 @@ def test_numbers_and_unknowns():
 
 
 def test_relative_range_is_aligned_and_open_ended():
-    now = datetime(2026, 1, 5, 12, 0, 7, 300, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 5, 12, 0, 7, 300, tzinfo=UTC)
     f = View("1h", models=("a",), statuses=("error",), session_id="s", text="  boom ").filters(now, align_s=5)
-    assert f.since == datetime(2026, 1, 5, 11, 0, 5, tzinfo=timezone.utc) and f.until is None
+    assert f.since == datetime(2026, 1, 5, 11, 0, 5, tzinfo=UTC) and f.until is None
     assert f.models == ("a",) and f.statuses == ("error",) and f.session_id == "s" and f.text == "boom"
-    assert align(now, 60) == datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+    assert align(now, 60) == datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
     start, end = BASE_TIME, BASE_TIME + timedelta(days=2)
     custom = View("custom", start, end).filters(now)
     assert (custom.since, custom.until) == (start, end)
@@ -224,17 +264,24 @@ def _log(path, lines, gz=False, mtime=None):
 
 
 def test_log_lines_of_one_request_from_plain_and_rotated_files(tmp_path):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rid, other = "req-1", "req-2"
     day = now.strftime("%Y-%m-%d")
-    _log(tmp_path / f"chatwatch-app-h.{day}.001.jsonl.gz",
-         [{"timestamp": "2026-01-01T00:00:01Z", "request_id": rid, "message": "start"},
-          {"timestamp": "2026-01-01T00:00:02Z", "request_id": other, "message": f"mentions {rid}"}], gz=True)
-    _log(tmp_path / "chatwatch-app-h.jsonl", [{"timestamp": "2026-01-01T00:00:03Z", "request_id": rid,
-                                                "message": XSS}])
-    _log(tmp_path / "chatwatch-cli-h.2020-01-01.001.jsonl.gz",  # written long before: skipped
-         [{"timestamp": "2020-01-01T00:00:00Z", "request_id": rid, "message": "old"}], gz=True,
-         mtime=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    _log(
+        tmp_path / f"chatwatch-app-h.{day}.001.jsonl.gz",
+        [
+            {"timestamp": "2026-01-01T00:00:01Z", "request_id": rid, "message": "start"},
+            {"timestamp": "2026-01-01T00:00:02Z", "request_id": other, "message": f"mentions {rid}"},
+        ],
+        gz=True,
+    )
+    _log(tmp_path / "chatwatch-app-h.jsonl", [{"timestamp": "2026-01-01T00:00:03Z", "request_id": rid, "message": XSS}])
+    _log(
+        tmp_path / "chatwatch-cli-h.2020-01-01.001.jsonl.gz",  # written long before: skipped
+        [{"timestamp": "2020-01-01T00:00:00Z", "request_id": rid, "message": "old"}],
+        gz=True,
+        mtime=datetime(2020, 1, 1, tzinfo=UTC),
+    )
     (tmp_path / "notes.txt").write_text(rid)
     scan = find_log_lines(tmp_path, rid, now - timedelta(minutes=5))
     assert [d["message"] for d in scan.lines] == ["start", XSS]
@@ -252,11 +299,17 @@ def _seed(store, n=60):
     records = []
     for i in range(n):
         status = "error" if i % 7 == 0 else "ok"
-        records.append(make_record(
-            started_at=BASE_TIME + timedelta(minutes=i), model=("a", "b", "c")[i % 3], status=status,
-            session_id=f"s{i % 4}", latency_s=0.2 + (i % 11) * 0.3, cost_usd=None if i % 5 == 0 else Decimal("0.001"),
-            error_message=XSS if status == "error" else None,
-        ))
+        records.append(
+            make_record(
+                started_at=BASE_TIME + timedelta(minutes=i),
+                model=("a", "b", "c")[i % 3],
+                status=status,
+                session_id=f"s{i % 4}",
+                latency_s=0.2 + (i % 11) * 0.3,
+                cost_usd=None if i % 5 == 0 else Decimal("0.001"),
+                error_message=XSS if status == "error" else None,
+            )
+        )
     store.write_many(records)
     store.add_feedback(records[1].id, 1, records[1].model, records[1].session_id)
     store.add_feedback(records[2].id, 0, records[2].model, records[2].session_id)
@@ -297,13 +350,17 @@ def test_load_dashboard_equals_the_separate_queries(store):  # SQLite and Postgr
 
 
 def test_long_ranges_use_rollups_within_five_percent(sqlite_url):
-    from chatwatch.monitoring.store import Store
+    from chatwatch.store.records import Store
 
     rng = np.random.default_rng(5)
     with Store.open(sqlite_url, exact_rows_limit=100) as store:
         lat = rng.lognormal(0.0, 0.8, 400)
-        store.write_many([make_record(started_at=BASE_TIME + timedelta(minutes=7 * i), latency_s=float(v),
-                                      ttft_s=float(v) / 4) for i, v in enumerate(lat)])
+        store.write_many(
+            [
+                make_record(started_at=BASE_TIME + timedelta(minutes=7 * i), latency_s=float(v), ttft_s=float(v) / 4)
+                for i, v in enumerate(lat)
+            ]
+        )
         s = load_dashboard(store, Filters(since=BASE_TIME)).overview.summary
         assert s.percentile_method == "histogram" and s.requests == 400
         for got, q in ((s.latency_p50_s, 50), (s.latency_p95_s, 95), (s.latency_p99_s, 99)):
@@ -312,15 +369,17 @@ def test_long_ranges_use_rollups_within_five_percent(sqlite_url):
 
 
 def test_export_callable_equals_the_cli_export(sqlite_url, tmp_path):
-    from chatwatch.monitoring.store import Store
+    from chatwatch.store.records import Store
 
     config = tmp_path / "chatwatch.toml"
     config.write_text(f'[store]\nurl = "{sqlite_url}"\n')
     with Store.open(sqlite_url) as store:
         _seed(store)
         for fmt in ("csv", "json"):
-            for argv, f in (([], Filters()), (["--model", "b", "--status", "error"],
-                                               Filters(models=("b",), statuses=("error",)))):
+            for argv, f in (
+                ([], Filters()),
+                (["--model", "b", "--status", "error"], Filters(models=("b",), statuses=("error",))),
+            ):
                 out = tmp_path / f"cli.{fmt}"
                 assert cli.main(["export", "--config", str(config), "--format", fmt, "-o", str(out), *argv]) == 0
                 produce = export_data(store, fmt, f)  # nothing is read until the click

@@ -1,28 +1,32 @@
 """Exports: JSON, JSONL and CSV with filters, formula escaping and streaming."""
+
 from __future__ import annotations
 
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from chatwatch.monitoring import export
-from chatwatch.monitoring.queries import Filters
-from chatwatch.monitoring.record import EXPORT_FIELDS
-from chatwatch.monitoring.store import Store
+from chatwatch.reports import export
+from chatwatch.reports.queries import Filters
+from chatwatch.store.record import EXPORT_FIELDS
+from chatwatch.store.records import Store
 from tests.fixtures.db import make_record
 
-T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def _fill(store: Store, n: int = 30) -> list:
     records = [
-        make_record(started_at=T0 + timedelta(seconds=i), model="a" if i % 2 else "b",
-                    cost_usd=Decimal("0.000000123") * i if i % 5 else None)
+        make_record(
+            started_at=T0 + timedelta(seconds=i),
+            model="a" if i % 2 else "b",
+            cost_usd=Decimal("0.000000123") * i if i % 5 else None,
+        )
         for i in range(n)
     ]
     store.write_many(records)
@@ -44,22 +48,32 @@ def test_jsonl_and_filters(store: Store) -> None:
     records = _fill(store)
     f = Filters(since=T0 + timedelta(seconds=10), until=T0 + timedelta(seconds=20), models=["a"], statuses=["ok"])
     lines = "".join(export.iter_export(store, "jsonl", f)).splitlines()
-    want = [r.id for r in records if r.model == "a" and T0 + timedelta(seconds=10) <= r.started_at < T0 + timedelta(seconds=20)]
+    want = [
+        r.id
+        for r in records
+        if r.model == "a" and T0 + timedelta(seconds=10) <= r.started_at < T0 + timedelta(seconds=20)
+    ]
     assert [json.loads(line)["id"] for line in lines] == want
     assert export.write_export(store, io.StringIO(), "jsonl", Filters(statuses=["error"])) == 0
 
 
 def test_csv_escapes_formulas_in_text_cells_only(store: Store) -> None:
-    record = make_record(prompt_text="=HYPERLINK(\"http://x\")", response_text="+1+1",
-                         error_message="-2+3", model="@SUM(A1)", session_id="\tcmd",
-                         cost_usd=Decimal("1.5"), temperature=0.0)
+    record = make_record(
+        prompt_text='=HYPERLINK("http://x")',
+        response_text="+1+1",
+        error_message="-2+3",
+        model="@SUM(A1)",
+        session_id="\tcmd",
+        cost_usd=Decimal("1.5"),
+        temperature=0.0,
+    )
     store.write(record)
     out = io.StringIO()
     assert export.write_export(store, out, "csv") == 1
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == EXPORT_FIELDS
     row = dict(zip(rows[0], rows[1]))
-    assert row["prompt_text"] == "'=HYPERLINK(\"http://x\")"
+    assert row["prompt_text"] == '\'=HYPERLINK("http://x")'
     assert row["response_text"] == "'+1+1"
     assert row["error_message"] == "'-2+3"
     assert row["model"] == "'@SUM(A1)"
@@ -103,8 +117,9 @@ def test_export_reads_lazily_with_a_streaming_cursor(store: Store, monkeypatch) 
             yield chunk
 
     cursors: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute",
-                    lambda conn, cursor, *a: cursors.append(type(cursor).__name__))
+    sa.event.listen(
+        store.engine, "before_cursor_execute", lambda conn, cursor, *a: cursors.append(type(cursor).__name__)
+    )
     monkeypatch.setattr(export, "_rows", spy)
     chunks = export.iter_export(store, "jsonl", chunk_rows=7)
     assert seen == []  # nothing read until asked

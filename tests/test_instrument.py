@@ -4,6 +4,7 @@ Replies come from the real SmolLM2 and the real llama_cpp.server where they can 
 case; HTTP failures and provider usage reports (cached tokens, prices of a hosted model) come
 from the stub server, which stands in only for what a local server cannot do.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -12,14 +13,18 @@ import pytest
 import sqlalchemy as sa
 
 from chatwatch.config import parse
-from chatwatch.models.base import GenerationSettings, Message
+from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.models.registry import ModelRegistry
-from chatwatch.monitoring.instrument import Monitor
-from chatwatch.monitoring.store import Store
+from chatwatch.store.records import Store
+from chatwatch.telemetry.monitor import Monitor
 from tests.stub_openai_server import Script
 
-USAGE = {"prompt_tokens": 1234, "completion_tokens": 567, "total_tokens": 1801,
-         "prompt_tokens_details": {"cached_tokens": 200}}
+USAGE = {
+    "prompt_tokens": 1234,
+    "completion_tokens": 567,
+    "total_tokens": 1801,
+    "prompt_tokens_details": {"cached_tokens": 200},
+}
 # gpt-4o-mini in genai-prices' bundled data: $0.15 input, $0.075 cached input, $0.60 output per 1M.
 GPT_4O_MINI = (Decimal(1234 - 200) * Decimal("0.15") + 200 * Decimal("0.075") + 567 * Decimal("0.6")) / 10**6
 
@@ -28,8 +33,14 @@ def settings_for(tmp_path, stub_url: str, port: int, llama_url: str | None = Non
     models = [
         {"id": "smollm2", "kind": "llama_cpp"},
         {"id": "hosted", "kind": "openai", "base_url": stub_url, "provider": "openai", "model": "gpt-4o-mini"},
-        {"id": "config-priced", "kind": "openai", "base_url": stub_url, "provider": "acme", "model": "m1",
-         "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0, "cache_read_per_mtok": 0.5}},
+        {
+            "id": "config-priced",
+            "kind": "openai",
+            "base_url": stub_url,
+            "provider": "acme",
+            "model": "m1",
+            "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0, "cache_read_per_mtok": 0.5},
+        },
         {"id": "mystery", "kind": "openai", "base_url": stub_url, "provider": "acme", "model": "unknown-model"},
         {"id": "down", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "timeout_s": 5},
         {"id": "slow", "kind": "openai", "base_url": stub_url, "timeout_s": 1.0},
@@ -49,8 +60,15 @@ def setup(tmp_path, stub_server, port):
 
 def run(monitor, registry, cfg, model_id, text="Hello", *, stream=True, settings=None, stop_after=None):
     mc = cfg.model(model_id)
-    reply = monitor.chat(registry.get(mc), mc, [Message("user", text)], settings or GenerationSettings(max_tokens=16, seed=1),
-                         session_id="s1", conversation_id="c1", stream=stream)
+    reply = monitor.chat(
+        registry.get(mc),
+        mc,
+        [Message("user", text)],
+        settings or GenerationSettings(max_tokens=16, seed=1),
+        session_id="s1",
+        conversation_id="c1",
+        stream=stream,
+    )
     error = None
     try:
         for i, _ in enumerate(reply):
@@ -87,8 +105,15 @@ def test_success_from_the_local_model_is_recorded_once(setup):
 
 def test_cancelled_stream_keeps_the_tokens_produced_so_far(setup):
     cfg, store, monitor, registry = setup
-    reply, error = run(monitor, registry, cfg, "smollm2", "Count slowly to fifty.",
-                       settings=GenerationSettings(max_tokens=200, seed=4), stop_after=3)
+    reply, error = run(
+        monitor,
+        registry,
+        cfg,
+        "smollm2",
+        "Count slowly to fifty.",
+        settings=GenerationSettings(max_tokens=200, seed=4),
+        stop_after=3,
+    )
     assert error is None
     r = store.get(reply.record.id)
     assert r.status == "cancelled" and r.error_type is None
@@ -102,7 +127,11 @@ def test_cancelled_stream_keeps_the_tokens_produced_so_far(setup):
         ("down", None, "connection"),
         ("slow", Script(chunks=tuple("abcdefgh"), interval_s=0.5), "timeout"),
         ("hosted", Script(status=429, error_message="slow down"), "rate_limit"),
-        ("hosted", Script(status=400, error_message="This model's maximum context length is 8192 tokens"), "context_length"),
+        (
+            "hosted",
+            Script(status=400, error_message="This model's maximum context length is 8192 tokens"),
+            "context_length",
+        ),
         ("hosted", Script(status=404, error_message="The model `nope` does not exist"), "invalid_request"),
         ("hosted", Script(status=500, error_message="upstream exploded"), "provider_error"),
         ("hosted", Script(chunks=("a", "b", "c", "d"), cut_after=2), "provider_error"),
@@ -124,7 +153,7 @@ def test_error_rate_counts_errors_over_all_requests(setup, stub_server):
     run(monitor, registry, cfg, "hosted")
     stub_server.script = Script(status=500)
     run(monitor, registry, cfg, "hosted")
-    from chatwatch.monitoring.queries import Filters, summary
+    from chatwatch.reports.queries import Filters, summary
 
     s = summary(store, Filters())
     assert (s.requests, s.errors, s.error_rate) == (2, 1, 0.5)  # the seed said 1/1 = 100 %
@@ -157,7 +186,7 @@ def test_unpriced_model_stays_null_never_zero(setup, stub_server):
     reply, _ = run(monitor, registry, cfg, "mystery")
     r = store.get(reply.record.id)
     assert r.cost_usd is None and r.price_source == "unpriced"
-    from chatwatch.monitoring.queries import Filters, summary
+    from chatwatch.reports.queries import Filters, summary
 
     s = summary(store, Filters())
     assert s.unpriced == 1 and s.cost_usd == 0  # the sum excludes it and says so

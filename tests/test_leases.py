@@ -1,5 +1,6 @@
 """Cross-process leases on the real backends: claim, renew, expiry, release, and real
 processes racing for the same lease."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import time
 
 import pytest
 
-from chatwatch.monitoring import leases
-from chatwatch.monitoring.store import Store
+from chatwatch.store import leases
+from chatwatch.store.records import Store
 
 T0 = 1_800_000_000_000_000  # a fixed "now" in microseconds
 TTL_S = 60.0
@@ -55,8 +56,8 @@ def test_ttl_must_be_positive(store: Store) -> None:
 # round is a new interval in which the previous lease has just expired).
 _RACER = r"""
 import json, sys, time
-from chatwatch.monitoring import leases
-from chatwatch.monitoring.store import Store
+from chatwatch.store import leases
+from chatwatch.store.records import Store
 
 url, holder = sys.argv[1], sys.argv[2]
 start, rounds, ttl_us, t0 = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -77,7 +78,10 @@ def test_racing_processes_get_one_winner_per_interval(store_url: str) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _RACER, store_url, f"p{i}", str(start), str(rounds), str(TTL_US), str(T0)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(racers)
     ]
     results = []

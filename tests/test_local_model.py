@@ -1,4 +1,5 @@
 """SmolLM2-135M in-process through llama-cpp-python: the real model, no mocks."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import threading
 import pytest
 
 from chatwatch.config import parse
-from chatwatch.models.base import (
+from chatwatch.models.contract import (
     ContextLengthError,
     GenerationSettings,
     InvalidRequestError,
@@ -64,7 +65,9 @@ def test_ends_on_end_of_generation_without_counting_it(smol):
 
 
 def test_max_tokens_is_respected(smol):
-    result = complete(smol, ask("Tell me a long story about a dragon."), GenerationSettings(max_tokens=7, seed=5), stream=True)
+    result = complete(
+        smol, ask("Tell me a long story about a dragon."), GenerationSettings(max_tokens=7, seed=5), stream=True
+    )
     assert result.usage.output_tokens == 7
     assert result.finish_reason == "length"
 
@@ -72,7 +75,9 @@ def test_max_tokens_is_respected(smol):
 def test_different_seeds_give_different_texts(smol):
     prompts = ["Name a color.", "Describe a cat.", "Invent a word."]
     for p in prompts:
-        texts = {complete(smol, ask(p), GenerationSettings(temperature=0.8, max_tokens=24, seed=s)).text for s in range(4)}
+        texts = {
+            complete(smol, ask(p), GenerationSettings(temperature=0.8, max_tokens=24, seed=s)).text for s in range(4)
+        }
         assert len(texts) > 1, p
 
 
@@ -80,7 +85,7 @@ SAME_SEED_SCRIPT = """
 import json, sys
 from chatwatch.config import parse
 from chatwatch.models.local import LocalLlamaModel
-from chatwatch.models.base import GenerationSettings, Message, complete
+from chatwatch.models.contract import GenerationSettings, Message, complete
 m = LocalLlamaModel(parse({}).models[0])
 # A first, different request warms the KV cache: the seeded request must not depend on it.
 complete(m, [Message("user", "Hello there")], GenerationSettings(max_tokens=8, seed=None))
@@ -91,7 +96,9 @@ print(json.dumps(r.text))
 
 def test_same_seed_same_text_in_two_processes():
     outs = [
-        json.loads(subprocess.run([sys.executable, "-c", SAME_SEED_SCRIPT], check=True, capture_output=True, text=True).stdout)
+        json.loads(
+            subprocess.run([sys.executable, "-c", SAME_SEED_SCRIPT], check=True, capture_output=True, text=True).stdout
+        )
         for _ in range(2)
     ]
     assert outs[0] == outs[1] and outs[0].strip()
@@ -160,7 +167,9 @@ def test_empty_prompt_is_rejected_with_its_cause(smol):
 
 
 def test_missing_gguf_file_is_a_clear_error(tmp_path):
-    model = LocalLlamaModel(parse({"models": [{"id": "gone", "kind": "llama_cpp", "path": str(tmp_path / "x.gguf")}]}).models[0])
+    model = LocalLlamaModel(
+        parse({"models": [{"id": "gone", "kind": "llama_cpp", "path": str(tmp_path / "x.gguf")}]}).models[0]
+    )
     assert not model.check().ok
     with pytest.raises(InvalidRequestError, match="not found"):
         complete(model, ask("hi"), GenerationSettings(max_tokens=4))

@@ -1,4 +1,5 @@
 """Logging against real files, real threads and real processes."""
+
 from __future__ import annotations
 
 import gzip
@@ -18,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from chatwatch.monitoring import logs
-from chatwatch.monitoring.logs import (
+from chatwatch.logs import configure as logs
+from chatwatch.logs.configure import (
     configure_logging,
     content_for_log,
     get_logger,
     log_context,
     prune_logs,
 )
-from chatwatch.monitoring.redact import register_secret
+from chatwatch.privacy import register_secret
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROTATED = re.compile(r"^(?P<stem>.+)\.(?P<day>\d{4}-\d{2}-\d{2})\.(?P<seq>\d{3})\.jsonl\.gz$")
@@ -73,12 +74,12 @@ def test_configure_once_per_process(tmp_path: Path) -> None:
 
 RELOADER = r"""
 import importlib, logging, sys
-from chatwatch.monitoring import logs
+from chatwatch.logs import configure as logs
 first = logs.configure_logging(sys.argv[1], role="app", instance="h:1", console=False)
 importlib.reload(logs)  # Streamlit's watcher reloads edited modules...
 assert logs.configure_logging(sys.argv[1], role="app", instance="h:1") is first
-del sys.modules["chatwatch.monitoring.logs"]  # ...or drops them and imports them afresh
-fresh = importlib.import_module("chatwatch.monitoring.logs")
+del sys.modules["chatwatch.logs.configure"]  # ...or drops them and imports them afresh
+fresh = importlib.import_module("chatwatch.logs.configure")
 assert fresh is not logs and fresh.configure_logging(sys.argv[1], role="app", instance="h:1") is first
 assert len(logging.getLogger("chatwatch").handlers) == 1
 with fresh.log_context(request_id="r-fresh"):  # reaches the filter installed by the first import
@@ -127,8 +128,17 @@ def test_json_lines_carry_each_threads_context(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     with log_context(session_id="outer"):
-        log.info("extras", extra={"when": datetime(2024, 1, 2, tzinfo=UTC), "cost": Decimal("0.5"),
-                                  "nan": float("nan"), "obj": object(), "level": "shadowed", "request_id": "explicit"})
+        log.info(
+            "extras",
+            extra={
+                "when": datetime(2024, 1, 2, tzinfo=UTC),
+                "cost": Decimal("0.5"),
+                "nan": float("nan"),
+                "obj": object(),
+                "level": "shadowed",
+                "request_id": "explicit",
+            },
+        )
     assert setup.flush()
 
     lines = read_lines(setup.path)
@@ -178,7 +188,7 @@ def test_day_is_read_at_write_time(tmp_path: Path) -> None:
 WRITER = r"""
 import os, sys
 from datetime import date, timedelta
-from chatwatch.monitoring.logs import configure_logging, get_logger, log_context
+from chatwatch.logs.configure import configure_logging, get_logger, log_context
 
 log_dir, instance, total, per_day, max_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 day = [0]
@@ -207,9 +217,16 @@ def test_concurrent_processes_rotate_without_loss(tmp_path: Path) -> None:
     total, per_day, max_mb = 2000, 700, 0.02
     max_bytes = int(max_mb * 1024 * 1024)
     # Two instances, plus a third process mistakenly given the first one's instance.
-    procs = [subprocess.Popen([sys.executable, str(script), str(log_dir), inst, str(total), str(per_day), str(max_mb)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
-             for inst in ("p1", "p2", "p1")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(log_dir), inst, str(total), str(per_day), str(max_mb)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for inst in ("p1", "p2", "p1")
+    ]
     names = [p.stdout.readline().strip() for p in procs]
     for p in procs:
         p.stdin.write("go\n")
@@ -252,11 +269,16 @@ def test_old_files_are_pruned(tmp_path: Path) -> None:
         os.utime(path, (t, t))
         return path
 
-    old = [make("chatwatch-app-h-9.2024-01-01.001.jsonl.gz", 20),
-           make("chatwatch-cli-h-7.jsonl", 15),  # a finished process's last file
-           make("chatwatch-app-h-9.2024-01-01.002.jsonl.gz.1234.part", 20)]
-    kept = [make("chatwatch-app-h-9.2024-01-10.001.jsonl.gz", 3), make("notes-chatwatch.txt", 40),
-            make("chatwatch.toml", 40)]
+    old = [
+        make("chatwatch-app-h-9.2024-01-01.001.jsonl.gz", 20),
+        make("chatwatch-cli-h-7.jsonl", 15),  # a finished process's last file
+        make("chatwatch-app-h-9.2024-01-01.002.jsonl.gz.1234.part", 20),
+    ]
+    kept = [
+        make("chatwatch-app-h-9.2024-01-10.001.jsonl.gz", 3),
+        make("notes-chatwatch.txt", 40),
+        make("chatwatch.toml", 40),
+    ]
 
     assert sorted(prune_logs(tmp_path, 14, dry_run=True)) == sorted(old)
     assert all(p.exists() for p in old)

@@ -1,4 +1,5 @@
 """Memory sampling: plausible values, RSS follows allocations, cheap to call."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from chatwatch.monitoring import memory
+from chatwatch.telemetry import memory
 
 MB = 1 << 20
 

@@ -1,5 +1,6 @@
 """OpenAI-compatible HTTP models: against the real llama_cpp.server for replies, token
 counts and deadlines; against the stub for the failures a real server cannot stage."""
+
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chatwatch.config import ModelConfig
-from chatwatch.models.base import (
+from chatwatch.models.contract import (
     ChatModel,
     ContextLengthError,
     GenerationSettings,
@@ -34,9 +35,7 @@ LONG_WINDED = [
 
 
 def model(base_url: str, *, model_id: str = "m", timeout_s: float = 30.0, **extra) -> OpenAICompatModel:
-    return OpenAICompatModel(
-        ModelConfig(id=model_id, kind="openai", base_url=base_url, timeout_s=timeout_s, **extra)
-    )
+    return OpenAICompatModel(ModelConfig(id=model_id, kind="openai", base_url=base_url, timeout_s=timeout_s, **extra))
 
 
 def run(m: OpenAICompatModel, *, stream: bool, messages=HI, settings=GREEDY):
@@ -165,11 +164,15 @@ def test_stub_reply_streamed_and_whole(stub_server: StubServer):
 
 
 def test_usage_in_final_chunk_with_cached_and_reasoning_tokens(stub_server: StubServer):
-    stub_server.script = Script(usage={
-        "prompt_tokens": 120, "completion_tokens": 4, "total_tokens": 124,
-        "prompt_tokens_details": {"cached_tokens": 96},
-        "completion_tokens_details": {"reasoning_tokens": 2},
-    })
+    stub_server.script = Script(
+        usage={
+            "prompt_tokens": 120,
+            "completion_tokens": 4,
+            "total_tokens": 124,
+            "prompt_tokens_details": {"cached_tokens": 96},
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        }
+    )
     m = model(stub_server.base_url)
     for stream in (True, False):
         result = complete(m, HI, GREEDY, stream=stream)

@@ -1,7 +1,8 @@
 """Pricing: exact Decimal costs, the order of authority, and agreement with genai-prices."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import genai_prices
@@ -10,7 +11,7 @@ from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
 
 from chatwatch.config import ModelConfig, parse
-from chatwatch.monitoring.pricing import Price, Pricer, _fast_rates
+from chatwatch.telemetry.pricing import Price, Pricer, _fast_rates
 
 M = Decimal(1_000_000)
 # gpt-4o-mini at provider "openai", as read from genai_prices/data.py (genai-prices 0.2.3),
@@ -19,8 +20,9 @@ MINI_IN, MINI_CACHED, MINI_OUT = Decimal("0.15"), Decimal("0.075"), Decimal("0.6
 
 
 def openai_model(model: str = "gpt-4o-mini", **kw) -> ModelConfig:
-    return ModelConfig(id=kw.pop("id", "m"), kind="openai", base_url=kw.pop("base_url", "https://api.openai.com/v1"),
-                       model=model, **kw)
+    return ModelConfig(
+        id=kw.pop("id", "m"), kind="openai", base_url=kw.pop("base_url", "https://api.openai.com/v1"), model=model, **kw
+    )
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def pricer() -> Pricer:
 
 def test_catalogue_rates_unchanged():
     _, info = get_snapshot().find_provider_model("gpt-4o-mini", None, "openai", None)
-    mp = info.get_prices(datetime.now(timezone.utc))
+    mp = info.get_prices(datetime.now(UTC))
     assert (mp.input_mtok, mp.cache_read_mtok, mp.output_mtok) == (MINI_IN, MINI_CACHED, MINI_OUT)
 
 
@@ -47,8 +49,9 @@ def test_cache_reads_priced_at_cache_rate_not_twice(pricer):
     uncached = pricer.price(openai_model(), input_tokens=1000, output_tokens=500)
     assert uncached.cost_usd - p.cost_usd == 200 * (MINI_IN - MINI_CACHED) / M
     # Same answer as genai-prices' own public API for the same usage.
-    ref = genai_prices.calc_price(Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=200),
-                                  "gpt-4o-mini", provider_id="openai")
+    ref = genai_prices.calc_price(
+        Usage(input_tokens=1000, output_tokens=500, cache_read_tokens=200), "gpt-4o-mini", provider_id="openai"
+    )
     assert p.cost_usd == ref.total_price
 
 
@@ -59,10 +62,12 @@ def test_model_price_overrides_genai_prices(pricer):
 
 
 def test_settings_prices_override_genai_prices():
-    settings = parse({"prices": {"openai/gpt-4o-mini": {"input_per_mtok": 1, "output_per_mtok": 2,
-                                                         "cache_read_per_mtok": 0.5}}})
-    p = Pricer(settings).price(openai_model(provider="openai"), input_tokens=1000, output_tokens=10,
-                               cache_read_tokens=400)
+    settings = parse(
+        {"prices": {"openai/gpt-4o-mini": {"input_per_mtok": 1, "output_per_mtok": 2, "cache_read_per_mtok": 0.5}}}
+    )
+    p = Pricer(settings).price(
+        openai_model(provider="openai"), input_tokens=1000, output_tokens=10, cache_read_tokens=400
+    )
     assert p == Price((600 * 1 + 400 * Decimal("0.5") + 10 * 2) / M, "config")
 
 
@@ -81,11 +86,14 @@ def test_model_entry_price_beats_settings_prices():
     assert Pricer(settings).price(model, input_tokens=1, output_tokens=1).cost_usd == Decimal(2) / M
 
 
-@pytest.mark.parametrize("model", [
-    openai_model("no-such-model-xyz"),                                   # known provider, unknown model
-    openai_model("gpt-4o-mini", provider="no-such-vendor", base_url="http://127.0.0.1:9/v1"),
-    openai_model("gpt-4o-mini", base_url="http://127.0.0.1:8080/v1"),    # self-hosted: not OpenAI's bill
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        openai_model("no-such-model-xyz"),  # known provider, unknown model
+        openai_model("gpt-4o-mini", provider="no-such-vendor", base_url="http://127.0.0.1:9/v1"),
+        openai_model("gpt-4o-mini", base_url="http://127.0.0.1:8080/v1"),  # self-hosted: not OpenAI's bill
+    ],
+)
 def test_unknown_stays_unpriced_never_zero(pricer, model):
     assert pricer.price(model, input_tokens=100, output_tokens=100) == Price(None, "unpriced")
     assert pricer.describe_price(model) == "unpriced"
@@ -117,11 +125,15 @@ def test_provider_name_resolves_without_known_url(pricer):
 def test_tiered_prices_match_genai_prices(pricer):
     # Gemini 2.5 Pro costs more once the prompt exceeds 200K tokens.
     model = openai_model("gemini-2.5-pro", provider="google", base_url="https://generativelanguage.googleapis.com/v1")
-    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
     for n in (200_000, 200_001):
         got = pricer.price(model, input_tokens=n, output_tokens=1000, cache_read_tokens=5000, when=when)
-        ref = genai_prices.calc_price(Usage(input_tokens=n, output_tokens=1000, cache_read_tokens=5000),
-                                      "gemini-2.5-pro", provider_id="google", genai_request_timestamp=when)
+        ref = genai_prices.calc_price(
+            Usage(input_tokens=n, output_tokens=1000, cache_read_tokens=5000),
+            "gemini-2.5-pro",
+            provider_id="google",
+            genai_request_timestamp=when,
+        )
         assert got == Price(ref.total_price, "genai-prices")
     small = pricer.price(model, input_tokens=200_000, output_tokens=0, when=when).cost_usd
     big = pricer.price(model, input_tokens=200_001, output_tokens=0, when=when).cost_usd
@@ -131,16 +143,22 @@ def test_tiered_prices_match_genai_prices(pricer):
 
 def test_naive_when_is_treated_as_utc(pricer):
     naive = pricer.price(openai_model(), input_tokens=10, output_tokens=10, when=datetime(2026, 1, 1))
-    aware = pricer.price(openai_model(), input_tokens=10, output_tokens=10,
-                         when=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    aware = pricer.price(openai_model(), input_tokens=10, output_tokens=10, when=datetime(2026, 1, 1, tzinfo=UTC))
     assert naive == aware
 
 
 def test_fast_path_equals_genai_prices_over_whole_catalogue():
     # Our arithmetic must agree with genai-prices to the last digit wherever we use it.
-    now = datetime.now(timezone.utc)
-    usages = [(0, 0, 0), (1, 1, 0), (1000, 500, 200), (123_457, 98_765, 100_000),
-              (200_001, 7, 100), (272_001, 5, 0), (10**7, 3, 10**7)]
+    now = datetime.now(UTC)
+    usages = [
+        (0, 0, 0),
+        (1, 1, 0),
+        (1000, 500, 200),
+        (123_457, 98_765, 100_000),
+        (200_001, 7, 100),
+        (272_001, 5, 0),
+        (10**7, 3, 10**7),
+    ]
     checked = 0
     for provider in get_snapshot().providers:
         for info in provider.models:
@@ -149,8 +167,11 @@ def test_fast_path_equals_genai_prices_over_whole_catalogue():
             if rates is None:
                 continue
             for i, o, c in usages:
-                ref = info.calc_price(Usage(input_tokens=i, output_tokens=o, cache_read_tokens=c or None),
-                                      provider, genai_request_timestamp=now).total_price
+                ref = info.calc_price(
+                    Usage(input_tokens=i, output_tokens=o, cache_read_tokens=c or None),
+                    provider,
+                    genai_request_timestamp=now,
+                ).total_price
                 assert rates.cost(i, o, c) == ref, (provider.id, info.id, i, o, c)
             checked += 1
     assert checked > 1000  # the fast path covers nearly all the catalogue

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from chatwatch.monitoring.redact import (
+from chatwatch.privacy import (
     SecretFilter,
     redact_secret_shapes,
     redact_text,
@@ -17,8 +17,7 @@ from chatwatch.monitoring.redact import (
     ("text", "expected"),
     [
         ("mail john.doe+x@example.co.uk now", "mail [email] now"),
-        ("sk-proj-abcDEF1234567890abcdef and sk-ant-api03-xyzXYZ0123456789abc",
-         "[secret] and [secret]"),
+        ("sk-proj-abcDEF1234567890abcdef and sk-ant-api03-xyzXYZ0123456789abc", "[secret] and [secret]"),
         ("sk-0123456789abcdefghij", "[secret]"),
         ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc123", "Authorization: Bearer [secret]"),
         ("OPENAI_API_KEY=abc123", "OPENAI_API_KEY=[secret]"),
@@ -87,7 +86,9 @@ def test_secret_filter_scrubs_message_args_extras_and_traceback() -> None:
     try:
         logger.warning("calling with %s", key)
         logger.warning("%(k)s", {"k": key})
-        logger.warning("extra", extra={"headers": {"Authorization": f"Bearer {key}"}, "cfg": [key], "obj": KeyError(key)})
+        logger.warning(
+            "extra", extra={"headers": {"Authorization": f"Bearer {key}"}, "cfg": [key], "obj": KeyError(key)}
+        )
         logger.warning("bad args %d", key)  # unformattable: still scrubbed
         try:
             raise RuntimeError(f"401 for {key}")
@@ -95,7 +96,9 @@ def test_secret_filter_scrubs_message_args_extras_and_traceback() -> None:
             logger.exception("failed")
     finally:
         logger.removeHandler(handler)
-    formatter = logging.Formatter("%(message)s %(headers)s %(cfg)s %(obj)s", defaults={"headers": "", "cfg": "", "obj": ""})
+    formatter = logging.Formatter(
+        "%(message)s %(headers)s %(cfg)s %(obj)s", defaults={"headers": "", "cfg": "", "obj": ""}
+    )
     rendered = "\n".join(formatter.format(r) for r in handler.records)
     assert key not in rendered
     assert rendered.count("[secret]") >= 6

@@ -1,5 +1,6 @@
 """Retention on real SQLite files and the real PostgreSQL: what goes, what stays, dry
 runs, space given back, log files, the background task across processes, and the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -9,41 +10,40 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from chatwatch import config
-from chatwatch.monitoring import leases
-from chatwatch.monitoring import store as store_mod
-from chatwatch.monitoring.retention import (
+from chatwatch.store import leases
+from chatwatch.store import records as store_mod
+from chatwatch.store.records import Store, to_us
+from chatwatch.store.retention import (
     LEASE_NAME,
     STAGES,
     CleanupStopped,
     RetentionTask,
     cutoffs,
     run_cleanup,
-    start_retention,
 )
-from chatwatch.monitoring.schema import feedback, model_loads, requests, rollups
-from chatwatch.monitoring.store import Store, to_us
+from chatwatch.store.schema import feedback, model_loads, requests, rollups
 from tests.fixtures.db import assert_rollups_match_raw, make_record
 
-NOW = datetime(2026, 6, 1, 12, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
 RETENTION = config.RetentionConfig(raw_days=30, rollup_days=400, log_days=14)
 # now - 30 days = 2026-05-02 12:30, rounded down to the hour.
-RAW_BEFORE = datetime(2026, 5, 2, 12, 0, tzinfo=timezone.utc)
-ROLLUPS_BEFORE = datetime(2025, 4, 27, 12, 0, tzinfo=timezone.utc)  # now - 400 days, to the hour
+RAW_BEFORE = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+ROLLUPS_BEFORE = datetime(2025, 4, 27, 12, 0, tzinfo=UTC)  # now - 400 days, to the hour
 TABLES = {"requests": requests, "feedback": feedback, "model_loads": model_loads, "rollups": rollups}
 
 
 def _counts(store: Store) -> dict[str, int]:
     with store.engine.connect() as conn:
-        return {name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                for name, t in TABLES.items()}
+        return {
+            name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for name, t in TABLES.items()
+        }
 
 
 def _ids(store: Store) -> set[str]:
@@ -54,22 +54,30 @@ def _ids(store: Store) -> set[str]:
 def _rollup_rows(store: Store, since: datetime, until: datetime) -> list[tuple]:
     t = rollups.c
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(rollups).where(t.bucket_us >= to_us(since), t.bucket_us < to_us(until))
-                            .order_by(t.grain_s, t.bucket_us, t.model, t.status)).all()
+        rows = conn.execute(
+            sa.select(rollups)
+            .where(t.bucket_us >= to_us(since), t.bucket_us < to_us(until))
+            .order_by(t.grain_s, t.bucket_us, t.model, t.status)
+        ).all()
     return [tuple(r) for r in rows]
 
 
 def _add_feedback(store: Store, request_id: str, at: datetime) -> None:
     with store.transaction() as conn:
-        conn.execute(feedback.insert().values(request_id=request_id, score=1, model="smollm2",
-                                              session_id="session-1", created_us=to_us(at)))
+        conn.execute(
+            feedback.insert().values(
+                request_id=request_id, score=1, model="smollm2", session_id="session-1", created_us=to_us(at)
+            )
+        )
 
 
 def _seed(store: Store) -> dict[str, set[str]]:
     """Records on both sides of each cutoff; returns the ids that must go and stay."""
     ancient = [make_record(started_at=NOW - timedelta(days=500, minutes=i)) for i in range(5)]
-    old = [make_record(started_at=NOW - timedelta(days=100, minutes=3 * i), model=m, status=s)
-           for i, (m, s) in enumerate([("smollm2", "ok"), ("remote", "ok"), ("smollm2", "error")] * 8)]
+    old = [
+        make_record(started_at=NOW - timedelta(days=100, minutes=3 * i), model=m, status=s)
+        for i, (m, s) in enumerate([("smollm2", "ok"), ("remote", "ok"), ("smollm2", "error")] * 8)
+    ]
     edge_gone = [make_record(started_at=RAW_BEFORE - timedelta(seconds=1))]
     # Older than 30 days but in the cutoff's hour: kept, so that hour's rollups keep their raw rows.
     edge_kept = [make_record(started_at=RAW_BEFORE), make_record(started_at=RAW_BEFORE + timedelta(minutes=20))]
@@ -99,7 +107,7 @@ def _old_logs(folder: Path) -> tuple[list[Path], list[Path]]:
 def test_cutoffs_round_down_to_the_hour_and_keep_rollups_of_raw_periods() -> None:
     assert cutoffs(RETENTION, NOW) == (RAW_BEFORE, ROLLUPS_BEFORE)
     raw, _ = cutoffs(RETENTION, NOW, older_than=timedelta(days=7))
-    assert raw == datetime(2026, 5, 25, 12, tzinfo=timezone.utc)
+    assert raw == datetime(2026, 5, 25, 12, tzinfo=UTC)
     # rollup_days shorter than raw_days: rollups stay as long as their raw rows.
     short = config.RetentionConfig(raw_days=30, rollup_days=10)
     assert cutoffs(short, NOW) == (RAW_BEFORE, RAW_BEFORE)
@@ -111,7 +119,7 @@ def test_cleanup_deletes_exactly_what_is_past_retention(store: Store, tmp_path: 
     monkeypatch.setattr(store_mod, "_PRUNE_BATCH", 7)  # many small batches, as with real volumes
     ids = _seed(store)
     kept_rollups = _rollup_rows(store, ROLLUPS_BEFORE, RAW_BEFORE)
-    ancient_rollups = len(_rollup_rows(store, datetime(2000, 1, 1, tzinfo=timezone.utc), ROLLUPS_BEFORE))
+    ancient_rollups = len(_rollup_rows(store, datetime(2000, 1, 1, tzinfo=UTC), ROLLUPS_BEFORE))
     assert kept_rollups and ancient_rollups
     seen: list[tuple[str, int, int]] = []
 
@@ -126,7 +134,7 @@ def test_cleanup_deletes_exactly_what_is_past_retention(store: Store, tmp_path: 
         assert conn.execute(sa.select(sa.func.count()).select_from(model_loads)).scalar_one() == 1
     # Rollups between the two cutoffs are untouched; only those past rollup_days went.
     assert _rollup_rows(store, ROLLUPS_BEFORE, RAW_BEFORE) == kept_rollups
-    assert _rollup_rows(store, datetime(2000, 1, 1, tzinfo=timezone.utc), ROLLUPS_BEFORE) == []
+    assert _rollup_rows(store, datetime(2000, 1, 1, tzinfo=UTC), ROLLUPS_BEFORE) == []
     # Progress: one call per batch, in stage order, ending at the totals.
     stages = [s for s, _, _ in seen]
     assert stages == sorted(stages, key=STAGES.index)
@@ -157,7 +165,11 @@ def test_dry_run_deletes_nothing_and_counts_what_a_run_deletes(store: Store, tmp
     assert sorted(dry.log_files) == sorted(real.log_files) == sorted(old_logs)
     after = _counts(store)
     assert {k: before[k] - after[k] for k in before} == {
-        "requests": real.requests, "feedback": real.feedback, "model_loads": real.model_loads, "rollups": real.rollups}
+        "requests": real.requests,
+        "feedback": real.feedback,
+        "model_loads": real.model_loads,
+        "rollups": real.rollups,
+    }
 
 
 def test_log_files_past_log_days_are_deleted(sqlite_store: Store, tmp_path: Path) -> None:
@@ -177,10 +189,12 @@ def _db_bytes(store: Store) -> int:
 def test_sqlite_file_shrinks_and_writers_keep_going_during_a_big_cleanup(sqlite_store: Store, tmp_path: Path) -> None:
     store = sqlite_store
     start = NOW - timedelta(days=60)
-    old = [make_record(started_at=start + timedelta(seconds=20 * i), prompt_text="p" * 300, response_text="r" * 600)
-           for i in range(50_000)]
+    old = [
+        make_record(started_at=start + timedelta(seconds=20 * i), prompt_text="p" * 300, response_text="r" * 600)
+        for i in range(50_000)
+    ]
     for i in range(0, len(old), 10_000):
-        store.write_many(old[i:i + 10_000])
+        store.write_many(old[i : i + 10_000])
     size_before = _db_bytes(store)
 
     # A writer records requests throughout the cleanup: each write must stay quick.
@@ -212,20 +226,24 @@ def test_sqlite_file_shrinks_and_writers_keep_going_during_a_big_cleanup(sqlite_
     assert report.bytes_freed > size_before * 0.8
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA freelist_count").scalar() == 0
-    print(f"\nSQLite db+WAL: {size_before:,} -> {size_after:,} bytes after deleting 50,000 rows "
-          f"(report: {report.bytes_freed:,} freed, {report.duration_s:.2f} s; "
-          f"max write latency during cleanup {max(latencies) * 1000:.0f} ms)")
+    print(
+        f"\nSQLite db+WAL: {size_before:,} -> {size_after:,} bytes after deleting 50,000 rows "
+        f"(report: {report.bytes_freed:,} freed, {report.duration_s:.2f} s; "
+        f"max write latency during cleanup {max(latencies) * 1000:.0f} ms)"
+    )
 
 
 # --- the background task ------------------------------------------------------------------
 
 
 def _settings(url: str, tmp_path: Path, interval_minutes: float) -> config.Settings:
-    return config.parse({
-        "app": {"data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
-        "store": {"url": url},
-        "retention": {"raw_days": 30, "interval_minutes": interval_minutes},
-    })
+    return config.parse(
+        {
+            "app": {"data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
+            "store": {"url": url},
+            "retention": {"raw_days": 30, "interval_minutes": interval_minutes},
+        }
+    )
 
 
 class _Capture(logging.Handler):
@@ -251,7 +269,7 @@ def retention_log():
 def test_task_runs_every_interval_logs_and_stops(sqlite_url: str, tmp_path: Path, retention_log) -> None:
     settings = _settings(sqlite_url, tmp_path, interval_minutes=0.005)  # 0.3 s
     with Store.open(sqlite_url) as store:
-        store.write(make_record(started_at=datetime.now(timezone.utc) - timedelta(days=45)))
+        store.write(make_record(started_at=datetime.now(UTC) - timedelta(days=45)))
         task = RetentionTask(store, settings, "host:1")
         task.start()
         task.start()  # idempotent: still one thread
@@ -265,14 +283,22 @@ def test_task_runs_every_interval_logs_and_stops(sqlite_url: str, tmp_path: Path
         lines = [r for r in retention_log.records if r.getMessage().startswith("retention cleanup (background)")]
         assert len(lines) == task.runs
         assert lines[0].raw_rows == 1 and lines[0].levelno == logging.INFO
-        assert {"raw_rows", "rollup_rows", "feedback_rows", "model_load_rows", "log_files",
-                "bytes_freed", "dry_run", "trigger"} <= set(vars(lines[1]))
+        assert {
+            "raw_rows",
+            "rollup_rows",
+            "feedback_rows",
+            "model_load_rows",
+            "log_files",
+            "bytes_freed",
+            "dry_run",
+            "trigger",
+        } <= set(vars(lines[1]))
         assert leases.current(store.engine, LEASE_NAME).holder == task.holder
 
 
 def test_a_task_skips_while_another_holds_the_lease_and_takes_over_after_expiry(store: Store, tmp_path: Path) -> None:
     settings = _settings("sqlite:///unused.db", tmp_path, interval_minutes=60)
-    store.write(make_record(started_at=datetime.now(timezone.utc) - timedelta(days=45)))
+    store.write(make_record(started_at=datetime.now(UTC) - timedelta(days=45)))
     other = "elsewhere:99/token"
     assert leases.acquire(store.engine, LEASE_NAME, other, 3600)
     task = RetentionTask(store, settings, "host:1")
@@ -296,24 +322,21 @@ def test_stop_interrupts_a_cleanup_between_batches(sqlite_store: Store, tmp_path
     assert sqlite_store.count() == 90  # the first batch went, then it stopped
 
 
-def test_start_retention_keeps_one_task_per_store(sqlite_url: str, tmp_path: Path) -> None:
-    def runtime(settings, store, role="app"):
-        return SimpleNamespace(role=role, store=store, settings=settings,
-                               monitor=SimpleNamespace(instance="host:1"), _closers=[])
+def test_runtime_owns_one_retention_task_and_a_changed_config_replaces_it(sqlite_url: str, tmp_path: Path) -> None:
+    from chatwatch.runtime import Runtime, Runtimes
 
-    with Store.open(sqlite_url) as store:
-        first = runtime(_settings(sqlite_url, tmp_path, 60), store)
-        task = start_retention(first)
+    with Runtime(_settings(sqlite_url, tmp_path, 30), role="cli") as cli:
+        assert cli.retention is None  # `chatwatch cleanup` is the CLI's
+    with Runtimes() as runtimes:
+        first = runtimes.get(_settings(sqlite_url, tmp_path, 60))
+        task = first.retention
         assert task is not None and task.running
-        assert start_retention(first) is task  # the same runtime again: the same thread
-        assert start_retention(runtime(first.settings, store, role="cli")) is None
-        # A runtime rebuilt for an edited config takes over; the old thread stops.
-        second = runtime(_settings(sqlite_url, tmp_path, 30), store)
-        newer = start_retention(second)
-        assert newer is not task and newer.running and not task.running
-        for close in second._closers + first._closers:
-            close()
-        assert not newer.running
+        assert runtimes.get(_settings(sqlite_url, tmp_path, 60)) is first  # same config: same runtime, same thread
+        # A runtime rebuilt for an edited config takes over; the old one is closed with its thread.
+        second = runtimes.get(_settings(sqlite_url, tmp_path, 30))
+        assert second is not first and first.closed
+        assert second.retention.running and not task.running
+    assert second.closed and not second.retention.running
 
 
 # Runs a RetentionTask in its own process for `duration` seconds (all processes start at
@@ -321,8 +344,8 @@ def test_start_retention_keeps_one_task_per_store(sqlite_url: str, tmp_path: Pat
 _WORKER = r"""
 import json, logging, sys, time
 from chatwatch import config
-from chatwatch.monitoring.retention import RetentionTask
-from chatwatch.monitoring.store import Store
+from chatwatch.store.retention import RetentionTask
+from chatwatch.store.records import Store
 
 url, logs, name, start, duration = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 settings = config.parse({"store": {"url": url}, "app": {"log_dir": logs},
@@ -351,12 +374,18 @@ store.close()
 
 def test_two_processes_run_the_task_once_per_interval(store_url: str, tmp_path: Path) -> None:
     with Store.open(store_url) as store:
-        store.write(make_record(started_at=datetime.now(timezone.utc) - timedelta(days=45)))
+        store.write(make_record(started_at=datetime.now(UTC) - timedelta(days=45)))
     interval, duration = 1.0, 3.5
     start = time.time() + 3.0  # time for both interpreters to start and open the store
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, store_url, str(tmp_path / "logs"), who, str(start),
-                               str(duration)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for who in ("A", "B")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, store_url, str(tmp_path / "logs"), who, str(start), str(duration)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("A", "B")
+    ]
     runs, totals = [], {}
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -385,9 +414,10 @@ def _chatwatch(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_cleanup_shows_progress_and_counts(tmp_path: Path) -> None:
     conf = tmp_path / "chatwatch.toml"
-    conf.write_text('[app]\ndata_dir = "data"\nlog_dir = "logs"\n\n'
-                    '[retention]\nraw_days = 30\nrollup_days = 400\nlog_days = 14\n')
-    now = datetime.now(timezone.utc)
+    conf.write_text(
+        '[app]\ndata_dir = "data"\nlog_dir = "logs"\n\n[retention]\nraw_days = 30\nrollup_days = 400\nlog_days = 14\n'
+    )
+    now = datetime.now(UTC)
     settings = config.load(conf)
     with Store.open(settings.store_url) as store:
         old = [make_record(started_at=now - timedelta(days=40, seconds=i)) for i in range(12_000)]

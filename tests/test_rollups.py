@@ -1,22 +1,24 @@
 """Histograms, rollups and the queries built on them, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import math
 import random
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from chatwatch.monitoring import histogram, queries, rollups
-from chatwatch.monitoring.queries import Filters
-from chatwatch.monitoring.store import Store
+from chatwatch.reports import queries
+from chatwatch.reports.queries import Filters
+from chatwatch.store import histogram, rollups
+from chatwatch.store.records import Store
 from tests.fixtures.db import assert_rollups_match_raw, make_record
 
-T0 = datetime(2026, 1, 5, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 
 
 # --- histogram ----------------------------------------------------------------------------
@@ -81,7 +83,9 @@ def test_plan_splits_a_range_into_raw_minutes_and_hours() -> None:
     assert p.rollup == ((3600, 11 * h, 14 * h), (60, 10 * h + 6 * m, 11 * h), (60, 14 * h, 14 * h + 3 * m))
     assert rollups.plan(since, since + 10).raw == ((since, since + 10),)
     assert rollups.plan(None, None).rollup == ((3600, None, None),)
-    assert rollups.plan(None, until, 60) == rollups.Plan(raw=((14 * h + 3 * m, until),), rollup=((60, None, 14 * h + 3 * m),))
+    assert rollups.plan(None, until, 60) == rollups.Plan(
+        raw=((14 * h + 3 * m, until),), rollup=((60, None, 14 * h + 3 * m),)
+    )
 
 
 # --- rollups equal raw aggregates ---------------------------------------------------------
@@ -94,8 +98,11 @@ def _mixed_records(n: int, seed: int = 1) -> list:
         status = rng.choice(["ok"] * 8 + ["error", "cancelled"])
         started = T0 + timedelta(seconds=rng.uniform(0, 3 * 3600))
         rec = make_record(
-            started_at=started, model=rng.choice(["a", "b", "c"]), status=status,
-            session_id=rng.choice(["s1", "s2"]), latency_s=rng.lognormvariate(0, 0.7),
+            started_at=started,
+            model=rng.choice(["a", "b", "c"]),
+            status=status,
+            session_id=rng.choice(["s1", "s2"]),
+            latency_s=rng.lognormvariate(0, 0.7),
             cost_usd=None if rng.random() < 0.2 else Decimal(rng.randint(0, 10**6)).scaleb(-9),
             rss_after_bytes=rng.choice([None, rng.randint(1, 10**9)]),
             system_available_bytes=rng.choice([None, rng.randint(1, 10**9)]),
@@ -145,11 +152,21 @@ def _both(store: Store, fn):
 
 
 def test_summary_exact_and_histogram_agree(filled: Store) -> None:
-    filters = Filters(since=T0 + timedelta(minutes=17, seconds=13.5), until=T0 + timedelta(hours=2, minutes=41, seconds=2))
+    filters = Filters(
+        since=T0 + timedelta(minutes=17, seconds=13.5), until=T0 + timedelta(hours=2, minutes=41, seconds=2)
+    )
     exact, approx = _both(filled, lambda: queries.summary(filled, filters))
     assert (exact.percentile_method, approx.percentile_method) == ("exact", "histogram")
-    for name in ("requests", "errors", "cancelled", "input_tokens", "output_tokens",
-                 "cache_read_tokens", "cost_usd", "unpriced"):
+    for name in (
+        "requests",
+        "errors",
+        "cancelled",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "unpriced",
+    ):
         assert getattr(exact, name) == getattr(approx, name), name
     for name in ("error_rate", "latency_mean_s", "ttft_mean_s", "output_tokens_per_s"):
         assert getattr(approx, name) == pytest.approx(getattr(exact, name), rel=1e-9), name
@@ -162,8 +179,11 @@ def test_summary_exact_and_histogram_agree(filled: Store) -> None:
     assert exact.cost_usd == sum((r.cost_usd for r in raw if r.cost_usd is not None), Decimal(0))
     lat = [r.latency_s for r in raw]
     assert exact.latency_p95_s == pytest.approx(float(np.percentile(lat, 95)), rel=1e-12)
-    decode = [(r.latency_s - r.ttft_s, r.output_tokens) for r in raw
-              if r.ttft_s is not None and r.output_tokens is not None and r.latency_s > r.ttft_s]
+    decode = [
+        (r.latency_s - r.ttft_s, r.output_tokens)
+        for r in raw
+        if r.ttft_s is not None and r.output_tokens is not None and r.latency_s > r.ttft_s
+    ]
     assert exact.output_tokens_per_s == pytest.approx(sum(t for _, t in decode) / sum(d for d, _ in decode))
 
 
@@ -225,8 +245,9 @@ def test_empty_range(store: Store) -> None:
 
 
 def test_list_requests_pages_newest_first(store: Store) -> None:
-    records = [make_record(started_at=T0 + timedelta(seconds=i), session_id="me" if i % 3 == 0 else "other")
-               for i in range(25)]
+    records = [
+        make_record(started_at=T0 + timedelta(seconds=i), session_id="me" if i % 3 == 0 else "other") for i in range(25)
+    ]
     records[4].error_message = "Connection REFUSED by host"
     records[4].status, records[4].error_type = "error", "connection"
     store.write_many(records)
@@ -270,7 +291,7 @@ def test_overview_equals_the_separate_queries(filled: Store, limit: int) -> None
 
 def test_session_view_uses_the_session_index(sqlite_store: Store) -> None:
     """'This session' must stay fast on a big table: SQLite walks (session_id, started_us)."""
-    from chatwatch.monitoring.schema import requests
+    from chatwatch.store.schema import requests
 
     conditions = queries.request_conditions(Filters(session_id="s1", since=T0))
     q = requests.select().where(*conditions).order_by(requests.c.started_us.desc()).limit(50)

@@ -1,4 +1,5 @@
 """API keys: read from the environment or Streamlit's secrets files, and scrubbed."""
+
 from __future__ import annotations
 
 import logging
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chatwatch import secrets
-from chatwatch.secrets import MASK, get_api_key, known_secrets, register_secret, scrub
+from chatwatch import privacy as secrets
+from chatwatch.privacy import MASK, get_api_key, known_secrets, register_secret, scrub
 
 
 @pytest.fixture

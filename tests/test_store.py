@@ -1,9 +1,10 @@
 """The store on SQLite and PostgreSQL: migrations, writes, reads, feedback, exact costs."""
+
 from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from chatwatch import config
-from chatwatch.monitoring import migrations, queries
-from chatwatch.monitoring.schema import feedback, metadata, model_loads, requests, rollups, schema_migrations
-from chatwatch.monitoring.store import Store
+from chatwatch.reports import queries
+from chatwatch.store import migrations
+from chatwatch.store.records import Store
+from chatwatch.store.schema import feedback, metadata, model_loads, requests, rollups, schema_migrations
 from tests.fixtures.db import assert_rollups_match_raw, make_record
 
 ALL_VERSIONS = [m.VERSION for m in migrations.discover()]
@@ -32,8 +34,9 @@ def test_migrations_run_once_and_are_recorded(store_url: str) -> None:
     second = Store.open(store_url)
     assert second.migrations_applied == []
     with second.engine.connect() as conn:
-        rows = conn.execute(sa.select(schema_migrations.c.version, schema_migrations.c.name)
-                            .order_by(schema_migrations.c.version)).all()
+        rows = conn.execute(
+            sa.select(schema_migrations.c.version, schema_migrations.c.name).order_by(schema_migrations.c.version)
+        ).all()
     assert [v for v, _ in rows] == ALL_VERSIONS
     assert rows[0].name == "initial"
     first.close()
@@ -75,9 +78,14 @@ def test_database_schema_matches_schema_module(store: Store) -> None:
 
 def test_write_then_get_round_trips_every_field(store: Store) -> None:
     record = make_record(
-        prompt_text="¿Hola? \u2603", response_text="hi", response_model="smollm2-135m",
-        cost_usd=Decimal("0.000000001"), reasoning_tokens=3, cache_read_tokens=7, stream=False,
-        started_at=datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc),
+        prompt_text="¿Hola? \u2603",
+        response_text="hi",
+        response_model="smollm2-135m",
+        cost_usd=Decimal("0.000000001"),
+        reasoning_tokens=3,
+        cache_read_tokens=7,
+        stream=False,
+        started_at=datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC),
     )
     store.write(record)
     got = store.get(record.id)
@@ -138,9 +146,16 @@ def test_feedback_is_an_upsert(store: Store) -> None:
 
 
 def test_model_loads_are_recorded(store: Store) -> None:
-    store.write_model_load(model="smollm2", instance="h:1", load_s=0.8, ok=True,
-                           path=Path("/models/a.gguf"), file_bytes=100, rss_before_bytes=1,
-                           rss_after_bytes=2)
+    store.write_model_load(
+        model="smollm2",
+        instance="h:1",
+        load_s=0.8,
+        ok=True,
+        path=Path("/models/a.gguf"),
+        file_bytes=100,
+        rss_before_bytes=1,
+        rss_after_bytes=2,
+    )
     store.write_model_load(model="smollm2", instance="h:1", load_s=0.1, ok=False, error_message="boom")
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(model_loads).order_by(model_loads.c.id)).all()
@@ -204,7 +219,9 @@ def test_sqlite_in_memory_is_refused() -> None:
 
 
 def test_store_from_settings_uses_the_data_dir(tmp_path: Path) -> None:
-    settings = config.parse({"app": {"data_dir": str(tmp_path / "d")}, "dashboard": {"exact_percentiles_max_rows": 123}})
+    settings = config.parse(
+        {"app": {"data_dir": str(tmp_path / "d")}, "dashboard": {"exact_percentiles_max_rows": 123}}
+    )
     store = Store.from_settings(settings)
     store.write(make_record())
     assert (tmp_path / "d" / "chatwatch.db").is_file()
@@ -213,17 +230,18 @@ def test_store_from_settings_uses_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_rollup_rows_per_grain(store: Store) -> None:
-    base = datetime(2026, 1, 1, 10, 59, 30, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, 10, 59, 30, tzinfo=UTC)
     for s in (0, 20, 40):  # 10:59:30, 10:59:50, 11:00:10
         store.write(make_record(started_at=base + timedelta(seconds=s)))
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(rollups.c.grain_s, rollups.c.requests)
-                            .order_by(rollups.c.grain_s, rollups.c.bucket_us)).all()
+        rows = conn.execute(
+            sa.select(rollups.c.grain_s, rollups.c.requests).order_by(rollups.c.grain_s, rollups.c.bucket_us)
+        ).all()
     assert [tuple(r) for r in rows] == [(60, 2), (60, 1), (3600, 2), (3600, 1)]
 
 
 def test_prune_keeps_rollups_and_queries_use_them(store: Store) -> None:
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     records = [make_record(started_at=t0 + timedelta(minutes=i), prompt_text="x" * 2000) for i in range(180)]
     store.write_many(records)
     store.add_feedback(records[0].id, 1, records[0].model, records[0].session_id)

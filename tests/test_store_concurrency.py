@@ -1,5 +1,6 @@
 """Several processes writing to one store at once: nothing lost, nothing double-counted,
 migrations applied once although every process opens the fresh database together."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -8,9 +9,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from chatwatch.monitoring import migrations
-from chatwatch.monitoring.schema import requests, schema_migrations
-from chatwatch.monitoring.store import Store
+from chatwatch.store import migrations
+from chatwatch.store.records import Store
+from chatwatch.store.schema import requests, schema_migrations
 from tests.fixtures.db import BASE_TIME, assert_rollups_match_raw, make_record
 
 PROCESSES = 4
@@ -22,8 +23,9 @@ def _writer(url: str, k: int, n: int, go) -> None:
     store = Store.open(url)
     for i in range(n):
         # Same timestamps in every process: all of them fight over the same rollup rows.
-        store.write(make_record(session_id=f"proc-{k}", model=f"m{i % 3}",
-                                started_at=BASE_TIME + timedelta(seconds=i // 10)))
+        store.write(
+            make_record(session_id=f"proc-{k}", model=f"m{i % 3}", started_at=BASE_TIME + timedelta(seconds=i // 10))
+        )
     store.close()
 
 
@@ -46,8 +48,9 @@ def test_processes_write_concurrently(request: pytest.FixtureRequest, backend: s
         assert store.migrations_applied == []
         with store.engine.connect() as conn:
             versions = conn.execute(sa.select(schema_migrations.c.version)).scalars().all()
-            per_session = dict(conn.execute(
-                sa.select(requests.c.session_id, sa.func.count()).group_by(requests.c.session_id)).all())
+            per_session = dict(
+                conn.execute(sa.select(requests.c.session_id, sa.func.count()).group_by(requests.c.session_id)).all()
+            )
             if backend == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert sorted(versions) == [m.VERSION for m in migrations.discover()]

@@ -1,6 +1,7 @@
 """kill -9 durability: two writer processes print each id only after its commit returned;
 killed at random points, every printed id must be in the database, the file must pass
 PRAGMA integrity_check and the rollups must still equal the raw rows."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 import chatwatch
-from chatwatch.monitoring.schema import requests
-from chatwatch.monitoring.store import Store
+from chatwatch.store.records import Store
+from chatwatch.store.schema import requests
 from tests.fixtures.db import assert_rollups_match_raw
 
 ROUNDS = 20
@@ -26,7 +27,7 @@ WRITER = """
 import random, sys
 from datetime import datetime, timezone
 from chatwatch.bench.ingest import synthetic_record
-from chatwatch.monitoring.store import Store
+from chatwatch.store.records import Store
 
 store = Store.open(sys.argv[1])
 rng = random.Random()

@@ -1,4 +1,5 @@
 """The chat page driven by Streamlit's AppTest, with the real local model and store."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from chatwatch.monitoring.queries import Filters, list_requests
-from chatwatch.monitoring.store import Store
+from chatwatch.reports.queries import Filters, list_requests
+from chatwatch.store.records import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "app.py")
 
@@ -110,7 +111,8 @@ def test_thumbs_feedback_is_stored_against_the_request(config):
     at.feedback[0].set_value(1).run()  # thumbs up
     assert not at.exception
     import sqlalchemy as sa
-    from chatwatch.monitoring.schema import feedback as fb
+
+    from chatwatch.store.schema import feedback as fb
 
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(fb.c.request_id, fb.c.score, fb.c.model)).all()

@@ -2,11 +2,12 @@
 against an independent computation from the raw rows (sqlite3 + numpy, not chatwatch's
 queries), in both percentile regimes (exact for a short range, histogram rollups for a
 long one), and every text from an error shows as text."""
+
 from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,16 +17,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from chatwatch.i18n import STRINGS
-from chatwatch.monitoring.store import Store
-from chatwatch.ui.dashboard_format import (
-    fmt_usd,
+from chatwatch.i18n.dashboard import DASHBOARD_STRINGS
+from chatwatch.store.records import Store
+from chatwatch.ui.widgets.format import (
     fmt_int,
     fmt_pct,
     fmt_rate,
     fmt_satisfaction,
     fmt_seconds,
+    fmt_usd,
 )
-from chatwatch.ui.dashboard_i18n import DASHBOARD_STRINGS
 from tests.fixtures.db import make_record
 
 PAGE = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "dashboard.py")
@@ -42,16 +43,35 @@ def _records(now: datetime) -> list:
     times += [now - timedelta(minutes=50) + timedelta(seconds=70 * i) for i in range(40)]
     for i, started in enumerate(times):
         latency = float(rng.lognormal(0.0, 0.6))
-        kw = dict(started_at=started, model=("alpha", "beta", "gamma")[i % 3], latency_s=latency,
-                  ttft_s=latency * float(rng.uniform(0.05, 0.4)), input_tokens=int(rng.integers(5, 500)),
-                  output_tokens=int(rng.integers(1, 300)), session_id=MINE if i % 9 == 0 else f"s{i % 4}",
-                  cost_usd=None if i % 6 == 0 else Decimal(int(rng.integers(1, 90_000))).scaleb(-9))
+        kw = dict(
+            started_at=started,
+            model=("alpha", "beta", "gamma")[i % 3],
+            latency_s=latency,
+            ttft_s=latency * float(rng.uniform(0.05, 0.4)),
+            input_tokens=int(rng.integers(5, 500)),
+            output_tokens=int(rng.integers(1, 300)),
+            session_id=MINE if i % 9 == 0 else f"s{i % 4}",
+            cost_usd=None if i % 6 == 0 else Decimal(int(rng.integers(1, 90_000))).scaleb(-9),
+        )
         if i % 17 == 0:
-            kw.update(status="error", error_type="rate_limit", error_message=f"limit hit #{i}", ttft_s=None,
-                      output_tokens=None)
+            kw.update(
+                status="error",
+                error_type="rate_limit",
+                error_message=f"limit hit #{i}",
+                ttft_s=None,
+                output_tokens=None,
+            )
         out.append(make_record(**kw))
-    out[-3] = make_record(**{**out[-3].__dict__, "status": "error", "error_type": "provider_error",
-                             "error_message": XSS, "ttft_s": None, "output_tokens": None})
+    out[-3] = make_record(
+        **{
+            **out[-3].__dict__,
+            "status": "error",
+            "error_type": "provider_error",
+            "error_message": XSS,
+            "ttft_s": None,
+            "output_tokens": None,
+        }
+    )
     return out
 
 
@@ -70,14 +90,14 @@ exact_percentiles_max_rows = {EXACT_LIMIT}
 """)
     monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
     url = f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with Store.open(url) as store:
         records = _records(now)
         store.write_many(records)
         for r, score in zip(records[1:40:5], (1, 1, 0, 1, 1, 0, 1, 1)):
             store.add_feedback(r.id, score, r.model, r.session_id)
     yield config, url, now
-    from chatwatch.ui.dashboard_data import _store
+    from chatwatch.ui.data import _store
 
     for store in [_store(url, EXACT_LIMIT)]:  # the page's cached store: close it with the test
         store.close()
@@ -102,15 +122,18 @@ def _expected(rows: pd.DataFrame, thumbs: pd.DataFrame) -> dict[str, object]:
         "Requests": fmt_int(len(rows)),
         "Error rate": fmt_pct((rows["status"] == "error").sum() / len(rows)),
         "Latency mean": fmt_seconds(lat.mean()),
-        "Latency p50": np.percentile(lat, 50), "Latency p95": np.percentile(lat, 95),
+        "Latency p50": np.percentile(lat, 50),
+        "Latency p95": np.percentile(lat, 95),
         "Latency p99": np.percentile(lat, 99),
-        "TTFT p50": np.percentile(ttft, 50), "TTFT p95": np.percentile(ttft, 95),
+        "TTFT p50": np.percentile(ttft, 50),
+        "TTFT p95": np.percentile(ttft, 95),
         "Output tokens/s": fmt_rate(decoding["output_tokens"].sum() / decode_s),
         "Input tokens": fmt_int(int(rows["input_tokens"].sum())),
         "Output tokens": fmt_int(int(rows["output_tokens"].fillna(0).sum())),
         # Some requests are priced: the value is their exact sum, the unpriced ones a note.
         "Total cost": fmt_usd(cost),
-        "_exact_cost": cost, "_unpriced": unpriced,
+        "_exact_cost": cost,
+        "_unpriced": unpriced,
         "Satisfaction": fmt_satisfaction(int(thumbs["score"].sum()), len(thumbs), "en"),
     }
 
@@ -129,8 +152,16 @@ def _check_kpis(at: AppTest, rows: pd.DataFrame, thumbs: pd.DataFrame, *, exact:
             assert shown == fmt_seconds(want[label]), label
         else:  # within the histogram's 5 %, plus the 3-digit display rounding
             assert _seconds(shown) == pytest.approx(want[label], rel=0.055), label
-    for label in ("Requests", "Error rate", "Latency mean", "Output tokens/s", "Input tokens", "Output tokens",
-                  "Total cost", "Satisfaction"):
+    for label in (
+        "Requests",
+        "Error rate",
+        "Latency mean",
+        "Output tokens/s",
+        "Input tokens",
+        "Output tokens",
+        "Total cost",
+        "Satisfaction",
+    ):
         assert metrics[label].value == want[label], label
     unpriced = want["_unpriced"]
     assert unpriced > 0 and metrics["Total cost"].delta == f"+{unpriced} unpriced"
@@ -184,7 +215,8 @@ def test_per_model_table_and_recent_errors_show_text_as_text(app_env):
     by_model = rows.groupby("model")
     assert table["Requests"].tolist() == by_model.size().tolist()
     assert table["Error rate"].tolist() == pytest.approx(
-        (by_model["status"].apply(lambda s: (s == "error").mean()) * 100).tolist())
+        (by_model["status"].apply(lambda s: (s == "error").mean()) * 100).tolist()
+    )
     assert table["Unpriced"].tolist() == by_model["cost_nanousd"].apply(lambda c: c.isna().sum()).tolist()
     cost_1k = by_model["cost_nanousd"].apply(lambda c: c.sum() / 1e9 / c.notna().sum() * 1000)
     assert table["Cost / 1,000 requests ($)"].tolist() == pytest.approx(cost_1k.tolist())
@@ -194,8 +226,9 @@ def test_per_model_table_and_recent_errors_show_text_as_text(app_env):
     assert errors["Request"].tolist() == errs["id"].tolist()[:20]
     assert XSS in errors["Message"].tolist()
     # Never as markdown or HTML: only inside the dataframe's cells.
-    rendered = [e.value for kind in ("markdown", "caption", "html", "text", "info", "error", "warning")
-                for e in at.get(kind)]
+    rendered = [
+        e.value for kind in ("markdown", "caption", "html", "text", "info", "error", "warning") for e in at.get(kind)
+    ]
     assert not any("<img" in str(v) for v in rendered)
 
 
@@ -237,9 +270,10 @@ def test_custom_range_pause_and_empty_view(app_env):
     at.datetime_input(key="dash_to").set_value(end).run()
     assert not at.exception
     rows, _ = _raw(url)
-    lo, hi = (int(d.replace(tzinfo=timezone.utc).timestamp() * 1e6) for d in (start, end))
+    lo, hi = (int(d.replace(tzinfo=UTC).timestamp() * 1e6) for d in (start, end))
     assert {m.label: m.value for m in at.metric}["Requests"] == fmt_int(
-        int(((rows["started_us"] >= lo) & (rows["started_us"] < hi)).sum()))
+        int(((rows["started_us"] >= lo) & (rows["started_us"] < hi)).sum())
+    )
     assert "Paused" in _captions(at)
     at.datetime_input(key="dash_from").set_value(datetime(2020, 1, 1))
     at.datetime_input(key="dash_to").set_value(datetime(2020, 1, 2)).run()

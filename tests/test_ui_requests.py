@@ -1,18 +1,19 @@
 """The requests explorer driven by Streamlit's AppTest over a seeded store and real log
 files: newest first, pagination, every filter, and one request's detail with its log
 lines (plain and rotated gzip files) and feedback, with error text shown as text."""
+
 from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from chatwatch.monitoring.queries import Filters, list_requests
-from chatwatch.monitoring.store import Store
+from chatwatch.reports.queries import Filters, list_requests
+from chatwatch.store.records import Store
 from tests.fixtures.db import make_record
 
 PAGE = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "requests.py")
@@ -27,36 +28,56 @@ def env(tmp_path, monkeypatch):
     config.write_text('[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\n')
     monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
     url = f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     records = []
     for i in range(N):
-        kw = dict(started_at=now - timedelta(minutes=i + 1), model=("a", "b", "c")[i % 3],
-                  session_id=MINE if i % 5 == 0 else "other")
+        kw = dict(
+            started_at=now - timedelta(minutes=i + 1),
+            model=("a", "b", "c")[i % 3],
+            session_id=MINE if i % 5 == 0 else "other",
+        )
         if i % 10 == 3:
             kind = "timeout" if i % 20 == 3 else "rate_limit"
             kw.update(status="error", error_type=kind, error_message=f"{kind} number {i}")
         records.append(make_record(**kw))
-    records[7] = make_record(**{**records[7].__dict__, "status": "error", "error_type": "provider_error",
-                                "error_message": XSS, "ttft_s": None})
-    records[12] = make_record(**{**records[12].__dict__, "prompt_text": "What fruit?",
-                                 "response_text": "The secret word is Papaya."})
+    records[7] = make_record(
+        **{
+            **records[7].__dict__,
+            "status": "error",
+            "error_type": "provider_error",
+            "error_message": XSS,
+            "ttft_s": None,
+        }
+    )
+    records[12] = make_record(
+        **{**records[12].__dict__, "prompt_text": "What fruit?", "response_text": "The secret word is Papaya."}
+    )
     target = records[7]
     with Store.open(url) as store:
         store.write_many(records)
         store.add_feedback(target.id, 1, target.model, target.session_id)
     logs = tmp_path / "logs"
     logs.mkdir()
-    line = lambda ts, rid, msg: json.dumps({"timestamp": ts, "level": "INFO", "logger": "chatwatch.monitor",
-                                            "message": msg, "request_id": rid}) + "\n"
+
+    def line(ts, rid, msg):
+        return (
+            json.dumps(
+                {"timestamp": ts, "level": "INFO", "logger": "chatwatch.monitor", "message": msg, "request_id": rid}
+            )
+            + "\n"
+        )
+
     day = now.strftime("%Y-%m-%d")
     with gzip.open(logs / f"chatwatch-app-host.{day}.001.jsonl.gz", "wt", encoding="utf-8") as f:
         f.write(line("2026-01-01T00:00:01.000Z", target.id, "request started"))
         f.write(line("2026-01-01T00:00:01.500Z", records[8].id, "someone else"))
     (logs / "chatwatch-app-host.jsonl").write_text(
         line("2026-01-01T00:00:02.000Z", target.id, f"request failed: provider_error: {XSS}")
-        + line("2026-01-01T00:00:03.000Z", records[9].id, "another one"), encoding="utf-8")
+        + line("2026-01-01T00:00:03.000Z", records[9].id, "another one"),
+        encoding="utf-8",
+    )
     yield url, records
-    from chatwatch.ui.dashboard_data import _store
+    from chatwatch.ui.data import _store
 
     _store.clear()
 
@@ -91,19 +112,23 @@ def test_newest_first_and_paginated(env):
     assert len(_ids(at)) == 100 and at.caption[0].value == f"{N} request(s) · page 1 of 2"
 
 
-@pytest.mark.parametrize("widget, value, keep", [
-    ("models", ["b"], lambda r: r.model == "b"),
-    ("statuses", ["error"], lambda r: r.status == "error"),
-    ("error_type", "timeout", lambda r: r.error_type == "timeout"),
-    ("session", "other", lambda r: r.session_id == "other"),
-    ("text", "PAPAYA", lambda r: "papaya" in (r.response_text or "").lower()),
-    ("text", "onerror", lambda r: r.error_message == XSS),
-])
+@pytest.mark.parametrize(
+    "widget, value, keep",
+    [
+        ("models", ["b"], lambda r: r.model == "b"),
+        ("statuses", ["error"], lambda r: r.status == "error"),
+        ("error_type", "timeout", lambda r: r.error_type == "timeout"),
+        ("session", "other", lambda r: r.session_id == "other"),
+        ("text", "PAPAYA", lambda r: "papaya" in (r.response_text or "").lower()),
+        ("text", "onerror", lambda r: r.error_message == XSS),
+    ],
+)
 def test_filters(env, widget, value, keep):
     _, records = env
     at = _run()
-    getattr(at, {"models": "multiselect", "statuses": "multiselect", "error_type": "selectbox"}.get(
-        widget, "text_input"))(key=f"req_{widget}").set_value(value).run()
+    getattr(
+        at, {"models": "multiselect", "statuses": "multiselect", "error_type": "selectbox"}.get(widget, "text_input")
+    )(key=f"req_{widget}").set_value(value).run()
     assert not at.exception
     want = [r.id for r in records if keep(r)][:50]
     assert want and _ids(at) == want
@@ -131,8 +156,10 @@ def test_detail_shows_fields_log_lines_and_feedback_as_text(env):
     assert fields["started_at"] == target.to_dict()["started_at"]
     logs = at.dataframe[2].value
     assert logs["Message"].tolist() == ["request started", f"request failed: provider_error: {XSS}"]
-    assert logs["File"].tolist() == [f"chatwatch-app-host.{datetime.now(timezone.utc):%Y-%m-%d}.001.jsonl.gz",
-                                     "chatwatch-app-host.jsonl"]
+    assert logs["File"].tolist() == [
+        f"chatwatch-app-host.{datetime.now(UTC):%Y-%m-%d}.001.jsonl.gz",
+        "chatwatch-app-host.jsonl",
+    ]
     codes = [c.value for c in at.code]
     assert f"[provider_error] {XSS}" in codes and any(XSS in c and "request started" in c for c in codes)
     captions = "\n".join(c.value for c in at.caption)

@@ -1,4 +1,5 @@
 """chatwatch: a multi-model chatbot that watches itself."""
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -4,6 +4,7 @@ Errors name the bad key and value. Relative paths resolve against the config fil
 (or the working directory when there is no file). API keys never live here: a model names
 the environment variable that holds its key.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,7 @@ class ModelConfig(_Strict):
     price: PriceConfig | None = None
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "ModelConfig":
+    def _kind_fields(self) -> ModelConfig:
         if self.kind == "openai":
             if not self.base_url:
                 raise ValueError("an 'openai' model needs base_url")
@@ -130,8 +131,14 @@ class DashboardConfig(_Strict):
 class AlertRuleConfig(_Strict):
     name: str = Field(min_length=1)
     kind: Literal[
-        "error_rate", "consecutive_failures", "latency_p95", "slow_response",
-        "ttft_p95", "daily_cost", "memory", "no_success",
+        "error_rate",
+        "consecutive_failures",
+        "latency_p95",
+        "slow_response",
+        "ttft_p95",
+        "daily_cost",
+        "memory",
+        "no_success",
     ]
     threshold: float = 0.0
     model: str | None = None
@@ -163,7 +170,7 @@ class Settings(_Strict):
     source: Path | None = None  # the file these came from, if any
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "Settings":
+    def _unique_ids(self) -> Settings:
         seen: set[str] = set()
         for m in self.models:
             if m.id in seen:
@@ -201,7 +208,11 @@ def _describe(errors: list[dict[str, Any]], raw: dict[str, Any]) -> str:
         elif e["type"] == "missing":
             lines.append(f"{loc}: required key is missing")
         else:
-            lines.append(f"{loc} = {e.get('input')!r}: {msg}" if "input" in e and not isinstance(e.get("input"), dict) else f"{loc}: {msg}")
+            lines.append(
+                f"{loc} = {e.get('input')!r}: {msg}"
+                if "input" in e and not isinstance(e.get("input"), dict)
+                else f"{loc}: {msg}"
+            )
     return "; ".join(lines)
 
 

@@ -1,32 +1,108 @@
-"""Process-wide wiring: settings -> logging, store, monitor, model registry, background tasks.
+"""Everything a running chatwatch needs, built in one place and closed in one place.
 
-Built once per process and configuration (never per Streamlit rerun) and shared by every
-browser session, the CLI and background work.
+Where a request starts: `Runtime.chat()`. The UI (each browser session), `chatwatch ask`
+and tests all call it; it picks the model and hands the request to the one Monitor, which
+times, counts, prices and records it (see README, "Architecture").
+
+`Runtime(settings, role=...)` builds, in this order: logging, the store, the monitor, the
+model registry, the alert service and (for long-lived roles) the retention task. `close()`
+undoes it in reverse order: threads joined, files closed, pools disposed. Nothing attaches
+itself to a runtime from outside, and there are no `ensure_*` helpers: what a runtime has,
+its constructor made.
+
+    with Runtime(settings, role="cli") as rt:
+        reply = rt.chat("smollm2", messages, GenerationSettings(), session_id="cli")
+
+A Streamlit server builds one runtime per process, not per rerun, through `Runtimes`: when
+the config file changes, `Runtimes.get()` builds a runtime for the new settings, hands it
+the models whose entries did not change (no second copy of a GGUF in memory, no new load
+row) and closes the old runtime.
 """
+
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import threading
-from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
+from chatwatch.alerts.service import AlertService
 from chatwatch.config import ModelConfig, Settings
-from chatwatch.models.base import ChatModel, GenerationSettings, LoadEvent, Message, WaitCallback
-from chatwatch.models.registry import ModelRegistry, registry
-from chatwatch.monitoring.instrument import Monitor, MonitoredStream, default_instance
-from chatwatch.monitoring.logs import configure_logging
-from chatwatch.monitoring.store import Store
+from chatwatch.logs.configure import configure_logging
+from chatwatch.models.contract import ChatModel, GenerationSettings, LoadEvent, Message, WaitCallback
+from chatwatch.models.registry import ModelRegistry
+from chatwatch.store.records import Store
+from chatwatch.store.retention import RetentionTask
+from chatwatch.telemetry.monitor import Monitor, MonitoredStream, default_instance
+
+log = logging.getLogger(__name__)
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    store: Store
-    monitor: Monitor
-    models: ModelRegistry
-    role: str
-    alerts: object | None = None  # AlertService, set by ensure_alerts
-    _closers: list = field(default_factory=list)
+    """Owns the store, monitor, models, alerts and retention of one configuration.
+
+    `models` may be passed in to reuse loaded models across a config change; the runtime
+    then does not close them (their owner, `Runtimes`, does). `alert_options` go to the
+    AlertService (e.g. a delivery policy or a clock in tests)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        role: str = "app",
+        models: ModelRegistry | None = None,
+        alert_options: dict | None = None,
+    ) -> None:
+        self.settings = settings
+        self.role = role
+        self._stack = contextlib.ExitStack()
+        self._closed = False
+        try:
+            self._build(models, alert_options or {})
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _build(self, models: ModelRegistry | None, alert_options: dict) -> None:
+        s = self.settings
+        # Log files are per role and host, not per pid, so short-lived `chatwatch ask` runs
+        # reuse one file (a concurrent one gets its own, see chatwatch/logs/configure.py).
+        logs = configure_logging(
+            s.app.log_dir,
+            role=self.role,
+            instance=s.app.instance or socket.gethostname(),
+            level=s.logs.level,
+            max_mb=s.logs.max_mb,
+            log_days=s.retention.log_days,
+            capture_content=s.privacy.capture_content,
+            console=self.role != "cli",  # the CLI prints its own one-line errors; the file has everything
+        )
+        if hasattr(logs, "close"):
+            self._stack.callback(logs.close)
+        self.store = Store.from_settings(s)
+        self._stack.callback(self.store.close)
+        self.monitor = Monitor(s, self.store, instance=s.app.instance or default_instance())
+        self._stack.callback(self.monitor.close)
+        if models is None:
+            models = ModelRegistry()
+            self._stack.callback(models.close)
+        self.models = models
+        models.add_load_listener(self._record_load)
+        self._stack.callback(models.remove_load_listener, self._record_load)
+        # Evaluated after each record (off the request path) and on a timer.
+        self.alerts = AlertService(s, self.store.engine, instance=self.monitor.instance, **alert_options)
+        self._stack.callback(self.alerts.close)
+        self.alerts.seed()
+        self.alerts.start()
+        self.monitor.add_listener(self.alerts.on_record)
+        # Deletes old rows in batches, one process at a time (a database lease). Short-lived
+        # CLI runtimes get none: `chatwatch cleanup` is theirs.
+        self.retention: RetentionTask | None = None
+        if self.role != "cli":
+            self.retention = RetentionTask(self.store, s, self.monitor.instance)
+            self._stack.callback(self.retention.stop)
+            self.retention.start()
 
     def model(self, model_id: str | None = None) -> tuple[ChatModel, ModelConfig]:
         config = self.settings.model(model_id) if model_id else self.settings.default_model
@@ -46,56 +122,89 @@ class Runtime:
         """The one chat function: every request from the UI, the CLI and tests goes here."""
         model, config = self.model(model_id)
         return self.monitor.chat(
-            model, config, messages, generation, session_id=session_id, conversation_id=conversation_id,
-            stream=stream, on_wait=on_wait,
+            model,
+            config,
+            messages,
+            generation,
+            session_id=session_id,
+            conversation_id=conversation_id,
+            stream=stream,
+            on_wait=on_wait,
         )
 
     def _record_load(self, event: LoadEvent) -> None:
         self.store.write_model_load(
-            model=event.model_id, instance=self.monitor.instance, load_s=event.load_s, ok=event.ok,
-            path=event.path, file_bytes=event.file_bytes, rss_before_bytes=event.rss_before_bytes,
-            rss_after_bytes=event.rss_after_bytes, error_message=event.error_message,
+            model=event.model_id,
+            instance=self.monitor.instance,
+            load_s=event.load_s,
+            ok=event.ok,
+            path=event.path,
+            file_bytes=event.file_bytes,
+            rss_before_bytes=event.rss_before_bytes,
+            rss_after_bytes=event.rss_after_bytes,
+            error_message=event.error_message,
         )
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        for close in reversed(self._closers):
-            close()
-        self._closers.clear()
+        """Close everything this runtime built, in reverse order. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stack.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-_lock = threading.Lock()
-_runtimes: dict[tuple[str, str], Runtime] = {}
+class Runtimes:
+    """One runtime per role for the current settings, for a long-lived process (the
+    Streamlit server builds one of these with `st.cache_resource`).
 
+    `get(settings)` returns the current runtime if the settings are unchanged; otherwise it
+    builds one for the new settings with the same model registry, keeps the models whose
+    entries did not change, closes the others and closes the old runtime. `close()` closes
+    every runtime and the models.
 
-def get_runtime(settings: Settings, *, role: str = "app") -> Runtime:
-    key = (settings.model_dump_json(), role)
-    with _lock:
-        runtime = _runtimes.get(key)
-        if runtime is None:
-            runtime = _build(settings, role)
-            _runtimes[key] = runtime
+    The old runtime is closed at once: a reply in progress on it still finishes (its model
+    is kept or waits for the reply before closing, and a closed store's engine opens a new
+    connection for the final commit)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: dict[str, Runtime] = {}
+        self.models = ModelRegistry()
+
+    def get(self, settings: Settings, *, role: str = "app", **options) -> Runtime:
+        with self._lock:
+            current = self._current.get(role)
+            if current is not None and not current.closed and current.settings == settings:
+                return current
+            runtime = Runtime(settings, role=role, models=self.models, **options)
+            self._current[role] = runtime
+            configs = [m for rt in self._current.values() for m in rt.settings.models]
+        closed = self.models.retain(configs)
+        if closed:
+            log.info("config changed: closed models %s", ", ".join(closed))
+        if current is not None:
+            current.close()
         return runtime
 
+    def close(self) -> None:
+        with self._lock:
+            runtimes, self._current = list(self._current.values()), {}
+        for runtime in runtimes:
+            runtime.close()
+        self.models.close()
 
-def _build(settings: Settings, role: str) -> Runtime:
-    instance = settings.app.instance or default_instance()
-    # Log files are per role and host, not per pid, so short-lived `chatwatch ask` runs
-    # reuse one file (a concurrent one gets its own, see monitoring/logs.py).
-    configure_logging(
-        settings.app.log_dir, role=role, instance=settings.app.instance or socket.gethostname(), level=settings.logs.level,
-        max_mb=settings.logs.max_mb, log_days=settings.retention.log_days,
-        capture_content=settings.privacy.capture_content,
-        console=role != "cli",  # the CLI prints its own one-line errors; the file has everything
-    )
-    store = Store.from_settings(settings)
-    monitor = Monitor(settings, store, instance=instance)
-    runtime = Runtime(settings=settings, store=store, monitor=monitor, models=registry(), role=role)
-    runtime.models.add_load_listener(runtime._record_load)
-    runtime._closers.append(lambda: runtime.models.remove_load_listener(runtime._record_load))
-    from chatwatch.monitoring.alerts import ensure_alerts
+    def __enter__(self) -> Runtimes:
+        return self
 
-    ensure_alerts(runtime)  # evaluates after each record (off the request path) and on a timer
-    from chatwatch.monitoring.retention import start_retention
-
-    start_retention(runtime)  # deletes old rows in batches, one process at a time (a DB lease)
-    return runtime
+    def __exit__(self, *exc: object) -> None:
+        self.close()

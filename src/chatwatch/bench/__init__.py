@@ -7,6 +7,7 @@ Each benchmark is a module here exposing:
 `run` prints human-readable progress to stdout; the CLI then prints the returned figures
 as one JSON object on the last line.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -9,6 +9,7 @@ baselines timed in the same run, interleaved round by round:
 
 The refresh is `dashboard_queries.load_dashboard`, the very function the page calls.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from chatwatch.monitoring.dashboard_queries import bucket_for, load_dashboard
-from chatwatch.monitoring.queries import Filters
-from chatwatch.monitoring.record import RequestRecord
-from chatwatch.monitoring.schema import feedback, requests
-from chatwatch.monitoring.store import Store, from_us, to_us
+from chatwatch.reports.dashboard import bucket_for, load_dashboard
+from chatwatch.reports.queries import Filters
+from chatwatch.store.record import RequestRecord
+from chatwatch.store.records import Store, from_us, to_us
+from chatwatch.store.schema import feedback, requests
 
 if TYPE_CHECKING:
     from chatwatch.config import Settings
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str,
 
 
 def _run(store: Store, args: argparse.Namespace) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     have = store.count()
     if have != args.rows:
         if have:
@@ -79,8 +80,11 @@ def _run(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     session_view = Filters(since=end - VIEW, session_id=session)
     data = load_dashboard(store, view)
     method = data.overview.summary.percentile_method
-    print(f"default view: {data.overview.summary.requests:,} requests, percentiles: {method}; "
-          f"session view: {load_dashboard(store, session_view).overview.summary.requests} requests", flush=True)
+    print(
+        f"default view: {data.overview.summary.requests:,} requests, percentiles: {method}; "
+        f"session view: {load_dashboard(store, session_view).overview.summary.requests} requests",
+        flush=True,
+    )
 
     timed: dict[str, list[float]] = {"refresh": [], "session": [], "raw_sql": [], "pandas": []}
     sides: list[tuple[str, Callable[[], Any]]] = [
@@ -91,14 +95,13 @@ def _run(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     ]
     for i in range(max(args.runs, args.pandas_runs)):
         # Rotate who goes first so no side always gets the warmest cache.
-        for name, fn in sides[i % len(sides):] + sides[:i % len(sides)]:
+        for name, fn in sides[i % len(sides) :] + sides[: i % len(sides)]:
             if name == "pandas" and i >= args.pandas_runs or name != "pandas" and i >= args.runs:
                 continue
             t = time.perf_counter()
             fn()
             timed[name].append(time.perf_counter() - t)
-        print(f"round {i + 1}: " + "  ".join(f"{k} {v[i]:.3f}s" for k, v in timed.items() if len(v) > i),
-              flush=True)
+        print(f"round {i + 1}: " + "  ".join(f"{k} {v[i]:.3f}s" for k, v in timed.items() if len(v) > i), flush=True)
     med = {k: statistics.median(v) for k, v in timed.items()}
     return {
         "rows": args.rows,
@@ -124,14 +127,23 @@ def generate(store: Store, rows: int, sessions: int, now: datetime, *, seed: int
     step_us = DAYS * 86_400_000_000 // max(rows, 1)
     thumbs: list[dict[str, Any]] = []
     for lo in range(0, rows, BATCH):
-        batch = [synthetic(rng, start + timedelta(microseconds=step_us * i), i, sessions)
-                 for i in range(lo, min(rows, lo + BATCH))]
+        batch = [
+            synthetic(rng, start + timedelta(microseconds=step_us * i), i, sessions)
+            for i in range(lo, min(rows, lo + BATCH))
+        ]
         store.write_many(batch)
         for r in batch:
             if r.status == "ok" and rng.random() < FEEDBACK_SHARE:
                 created = r.started_at + timedelta(seconds=30)
-                thumbs.append({"request_id": r.id, "score": int(rng.random() < 0.8), "model": r.model,
-                               "session_id": r.session_id, "created_us": to_us(created)})
+                thumbs.append(
+                    {
+                        "request_id": r.id,
+                        "score": int(rng.random() < 0.8),
+                        "model": r.model,
+                        "session_id": r.session_id,
+                        "created_us": to_us(created),
+                    }
+                )
         print(f"  {min(rows, lo + BATCH):,}/{rows:,}", flush=True)
     with store.transaction() as conn:
         if thumbs:
@@ -155,19 +167,39 @@ def synthetic(rng: random.Random, started: datetime, i: int, sessions: int) -> R
         cost, source = Decimal(inp * 150 + (out or 0) * 600).scaleb(-9), "config"
     kind = ERROR_TYPES[rng.randrange(len(ERROR_TYPES))] if error else None
     return RequestRecord(
-        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), started_at=started,
-        instance=f"bench:{i % 3}", session_id=f"session-{rng.randrange(sessions)}", conversation_id=None,
-        model=model, provider="bench", provider_model=model, response_model=None, stream=True,
-        status="error" if error else "ok", error_type=kind,
-        error_message=f"{kind}: request {i} failed" if error else None, queue_s=0.0,
-        latency_s=latency, ttft_s=ttft,
+        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        started_at=started,
+        instance=f"bench:{i % 3}",
+        session_id=f"session-{rng.randrange(sessions)}",
+        conversation_id=None,
+        model=model,
+        provider="bench",
+        provider_model=model,
+        response_model=None,
+        stream=True,
+        status="error" if error else "ok",
+        error_type=kind,
+        error_message=f"{kind}: request {i} failed" if error else None,
+        queue_s=0.0,
+        latency_s=latency,
+        ttft_s=ttft,
         output_tokens_per_s=None if error else out / max(latency - ttft, 1e-6),
-        input_tokens=inp, output_tokens=out, cache_read_tokens=0, reasoning_tokens=None,
-        token_source="reported", prompt_chars=300, response_chars=0 if error else 1200,
-        cost_usd=cost, price_source=source, rss_before_bytes=400_000_000 + (i % 1000) * 100_000,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=0,
+        reasoning_tokens=None,
+        token_source="reported",
+        prompt_chars=300,
+        response_chars=0 if error else 1200,
+        cost_usd=cost,
+        price_source=source,
+        rss_before_bytes=400_000_000 + (i % 1000) * 100_000,
         rss_after_bytes=400_000_000 + (i % 1000) * 100_000 + rng.randrange(10_000_000),
         system_available_bytes=4_000_000_000 - rng.randrange(500_000_000),
-        temperature=0.7, top_p=0.95, max_tokens=512, finish_reason=None if error else "stop",
+        temperature=0.7,
+        top_p=0.95,
+        max_tokens=512,
+        finish_reason=None if error else "stop",
         app_version="bench",
     )
 
@@ -181,8 +213,13 @@ def _newest(store: Store) -> datetime:
 def _busiest_session(store: Store, view: Filters) -> str:
     """A session with requests in the view (the one with the most: the worst case)."""
     r = requests.c
-    q = (sa.select(r.session_id).where(r.started_us >= view.since_us).group_by(r.session_id)
-         .order_by(sa.func.count().desc()).limit(1))
+    q = (
+        sa.select(r.session_id)
+        .where(r.started_us >= view.since_us)
+        .group_by(r.session_id)
+        .order_by(sa.func.count().desc())
+        .limit(1)
+    )
     with store.engine.connect() as conn:
         return conn.execute(q).scalar_one()
 
@@ -199,12 +236,30 @@ SELECT started_us - started_us % :step AS ts, model, status, count(*) AS request
        max(rss_after_bytes) AS rss_max, min(system_available_bytes) AS avail_min
 FROM requests WHERE started_us >= :since GROUP BY 1, 2, 3
 """
-_REGROUP = {**{c: "sum" for c in ("requests", "latency_n", "latency_sum_s", "input_tokens", "output_tokens",
-                                    "decode_s", "decode_out", "cost_nanousd", "unpriced")},
-            "rss_max": "max", "avail_min": "min"}
-_VALUES = "SELECT started_us - started_us % :step AS ts, model, latency_s, ttft_s FROM requests WHERE started_us >= :since"
-_ERRORS = ("SELECT * FROM requests WHERE status = 'error' AND started_us >= :since "
-           "ORDER BY started_us DESC, id DESC LIMIT 20")
+_REGROUP = {
+    **{
+        c: "sum"
+        for c in (
+            "requests",
+            "latency_n",
+            "latency_sum_s",
+            "input_tokens",
+            "output_tokens",
+            "decode_s",
+            "decode_out",
+            "cost_nanousd",
+            "unpriced",
+        )
+    },
+    "rss_max": "max",
+    "avail_min": "min",
+}
+_VALUES = (
+    "SELECT started_us - started_us % :step AS ts, model, latency_s, ttft_s FROM requests WHERE started_us >= :since"
+)
+_ERRORS = (
+    "SELECT * FROM requests WHERE status = 'error' AND started_us >= :since ORDER BY started_us DESC, id DESC LIMIT 20"
+)
 _FEEDBACK = "SELECT model, sum(score), count(*) FROM feedback WHERE created_us >= :since GROUP BY model"
 
 
@@ -215,8 +270,9 @@ def raw_sql_dashboard(store: Store, view: Filters) -> dict[str, Any]:
     params = {"step": step, "since": view.since_us}
     with store.engine.connect() as conn:
         sums = _frame(conn.execute(sa.text(_SUMS), params))
-        values = _frame(conn.execute(sa.text(_VALUES), params)).rename(columns={"latency_s": "latency",
-                                                                               "ttft_s": "ttft"})
+        values = _frame(conn.execute(sa.text(_VALUES), params)).rename(
+            columns={"latency_s": "latency", "ttft_s": "ttft"}
+        )
         errors = conn.execute(sa.text(_ERRORS), params).all()
         thumbs = conn.execute(sa.text(_FEEDBACK), params).all()
     values = values.astype({"latency": float, "ttft": float})
@@ -246,13 +302,22 @@ def pandas_dashboard(store: Store, view: Filters) -> dict[str, Any]:
         thumbs = pd.read_sql_query("SELECT * FROM feedback", dbapi)
     frame = frame[frame["started_us"] >= view.since_us]
     step = int(bucket_for(view.since, view.until) / timedelta(microseconds=1))
-    frame = frame.assign(ts=frame["started_us"] - frame["started_us"] % step,
-                         errors=(frame["status"] == "error").astype(int),
-                         unpriced=frame["cost_nanousd"].isna().astype(int))
-    sums = {"requests": ("id", "count"), "errors": ("errors", "sum"), "latency_mean": ("latency_s", "mean"),
-            "input_tokens": ("input_tokens", "sum"), "output_tokens": ("output_tokens", "sum"),
-            "cost_nanousd": ("cost_nanousd", "sum"), "unpriced": ("unpriced", "sum"),
-            "rss_max": ("rss_after_bytes", "max"), "avail_min": ("system_available_bytes", "min")}
+    frame = frame.assign(
+        ts=frame["started_us"] - frame["started_us"] % step,
+        errors=(frame["status"] == "error").astype(int),
+        unpriced=frame["cost_nanousd"].isna().astype(int),
+    )
+    sums = {
+        "requests": ("id", "count"),
+        "errors": ("errors", "sum"),
+        "latency_mean": ("latency_s", "mean"),
+        "input_tokens": ("input_tokens", "sum"),
+        "output_tokens": ("output_tokens", "sum"),
+        "cost_nanousd": ("cost_nanousd", "sum"),
+        "unpriced": ("unpriced", "sum"),
+        "rss_max": ("rss_after_bytes", "max"),
+        "avail_min": ("system_available_bytes", "min"),
+    }
     values = frame.rename(columns={"latency_s": "latency", "ttft_s": "ttft"})[["ts", "model", "latency", "ttft"]]
     return {
         "per_model": frame.groupby("model").agg(**sums),

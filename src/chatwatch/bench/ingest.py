@@ -1,6 +1,7 @@
 """Ingest: the production write path (one commit per record, rollups included) against raw
 sqlite3 inserting the same rows one commit each with the same PRAGMAs, interleaved in
 rounds so both see the same machine noise. Each side has its own scratch database."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,17 +10,17 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from chatwatch.monitoring.record import RequestRecord
-from chatwatch.monitoring.schema import requests
-from chatwatch.monitoring.engine import BUSY_TIMEOUT_MS
-from chatwatch.monitoring.store import Store, record_to_row
+from chatwatch.store.db import BUSY_TIMEOUT_MS
+from chatwatch.store.record import RequestRecord
+from chatwatch.store.records import Store, record_to_row
+from chatwatch.store.schema import requests
 
 if TYPE_CHECKING:
     from chatwatch.config import Settings
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="records per side (default 20000)")
 
 
-def run(args: argparse.Namespace, settings: "Settings | None" = None) -> dict[str, Any]:
+def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str, Any]:
     records = synthetic_records(args.rows)
     chunks = [records[i::ROUNDS] for i in range(ROUNDS)]
     with tempfile.TemporaryDirectory(prefix="chatwatch-bench-ingest-") as scratch:
@@ -50,8 +51,11 @@ def run(args: argparse.Namespace, settings: "Settings | None" = None) -> dict[st
                     store_s += elapsed
                 else:
                     raw_s += elapsed
-            print(f"round {i + 1}/{ROUNDS}: store {len(chunk) / max(store_s, 1e-9) * (i + 1):,.0f}/s "
-                  f"raw {len(chunk) / max(raw_s, 1e-9) * (i + 1):,.0f}/s", flush=True)
+            print(
+                f"round {i + 1}/{ROUNDS}: store {len(chunk) / max(store_s, 1e-9) * (i + 1):,.0f}/s "
+                f"raw {len(chunk) / max(raw_s, 1e-9) * (i + 1):,.0f}/s",
+                flush=True,
+            )
         store.close()
         raw.close()
     records_per_s = args.rows / store_s
@@ -83,8 +87,12 @@ def _time_raw(conn: sqlite3.Connection, rows: list[tuple]) -> float:
 def _raw_connection(path: Path) -> sqlite3.Connection:
     """sqlite3 with the store's PRAGMAs and the same `requests` table and indexes."""
     conn = sqlite3.connect(path)
-    for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "auto_vacuum = INCREMENTAL",
-                   "journal_mode = WAL", "synchronous = NORMAL"):
+    for pragma in (
+        f"busy_timeout = {BUSY_TIMEOUT_MS}",
+        "auto_vacuum = INCREMENTAL",
+        "journal_mode = WAL",
+        "synchronous = NORMAL",
+    ):
         conn.execute(f"PRAGMA {pragma}")
     dialect = sa.create_engine("sqlite://").dialect
     conn.execute(str(sa.schema.CreateTable(requests).compile(dialect=dialect)))
@@ -94,11 +102,13 @@ def _raw_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def synthetic_records(n: int, *, seed: int = 7, days: float = 1.0, start: datetime | None = None) -> list[RequestRecord]:
+def synthetic_records(
+    n: int, *, seed: int = 7, days: float = 1.0, start: datetime | None = None
+) -> list[RequestRecord]:
     """Plausible records spread over `days` ending at `start` (default now): 5 models, ~3 %
     errors, log-normal latencies, a few sessions. Shared with bench.memory and the tests."""
     rng = random.Random(seed)
-    end = start or datetime.now(timezone.utc)
+    end = start or datetime.now(UTC)
     span_us = int(days * 86_400e6)
     return [synthetic_record(rng, end - timedelta(microseconds=span_us * (n - i) // max(n, 1)), i) for i in range(n)]
 
@@ -111,18 +121,39 @@ def synthetic_record(rng: random.Random, started: datetime, i: int) -> RequestRe
     out = None if error else rng.randint(5, 600)
     priced = model != "smollm2"
     return RequestRecord(
-        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), started_at=started,
-        instance="bench:1", session_id=f"session-{rng.randrange(50)}", conversation_id=None,
-        model=model, provider="bench", provider_model=model, response_model=None, stream=True,
-        status="error" if error else "ok", error_type="timeout" if error else None,
-        error_message="timed out" if error else None, queue_s=0.0, latency_s=latency, ttft_s=ttft,
+        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        started_at=started,
+        instance="bench:1",
+        session_id=f"session-{rng.randrange(50)}",
+        conversation_id=None,
+        model=model,
+        provider="bench",
+        provider_model=model,
+        response_model=None,
+        stream=True,
+        status="error" if error else "ok",
+        error_type="timeout" if error else None,
+        error_message="timed out" if error else None,
+        queue_s=0.0,
+        latency_s=latency,
+        ttft_s=ttft,
         output_tokens_per_s=None if error else out / max(latency - ttft, 1e-6),
-        input_tokens=rng.randint(10, 2000), output_tokens=out, cache_read_tokens=0,
-        reasoning_tokens=None, token_source="reported", prompt_chars=300, response_chars=1200,
+        input_tokens=rng.randint(10, 2000),
+        output_tokens=out,
+        cache_read_tokens=0,
+        reasoning_tokens=None,
+        token_source="reported",
+        prompt_chars=300,
+        response_chars=1200,
         cost_usd=Decimal(rng.randint(1, 50_000)).scaleb(-9) if priced else None,
-        price_source="config" if priced else "local", rss_before_bytes=400_000_000,
-        rss_after_bytes=400_000_000 + rng.randrange(10_000_000), system_available_bytes=4_000_000_000,
-        temperature=0.7, top_p=0.95, max_tokens=512, finish_reason=None if error else "stop",
+        price_source="config" if priced else "local",
+        rss_before_bytes=400_000_000,
+        rss_after_bytes=400_000_000 + rng.randrange(10_000_000),
+        system_available_bytes=4_000_000_000,
+        temperature=0.7,
+        top_p=0.95,
+        max_tokens=512,
+        finish_reason=None if error else "stop",
         app_version="bench",
     )
 

@@ -3,6 +3,7 @@
 Same prompt, settings, seed and identical `Llama` arguments (n_threads included); runs are
 interleaved (ABBA order) so machine noise hits both sides alike.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -47,7 +48,7 @@ def _layer_run(model, messages, settings) -> tuple[float, float, str, int]:
 def run(args, settings) -> dict:
     import llama_cpp
 
-    from chatwatch.models.base import GenerationSettings, Message
+    from chatwatch.models.contract import GenerationSettings, Message
     from chatwatch.models.local import LocalLlamaModel
 
     cfg = settings.model(args.model) if args.model else next(m for m in settings.models if m.kind == "llama_cpp")
@@ -55,9 +56,16 @@ def run(args, settings) -> dict:
     bare = llama_cpp.Llama(**model.llama_kwargs())
     gen = GenerationSettings(temperature=0.7, top_p=0.95, max_tokens=args.max_tokens, seed=42)
     messages = [Message("user", PROMPT)]
-    kwargs = dict(messages=[m.as_dict() for m in messages], temperature=gen.temperature, top_p=gen.top_p,
-                  max_tokens=gen.max_tokens, seed=gen.seed)
-    print(f"model {cfg.id}: {model.path.name}, n_threads={model.n_threads}, runs={args.runs}, max_tokens={args.max_tokens}")
+    kwargs = dict(
+        messages=[m.as_dict() for m in messages],
+        temperature=gen.temperature,
+        top_p=gen.top_p,
+        max_tokens=gen.max_tokens,
+        seed=gen.seed,
+    )
+    print(
+        f"model {cfg.id}: {model.path.name}, n_threads={model.n_threads}, runs={args.runs}, max_tokens={args.max_tokens}"
+    )
     _layer_run(model, messages, gen)  # warm-up: load and first-call costs out of the figures
     _bare_run(bare, kwargs)
     layer_tps, bare_tps, layer_ttft, bare_ttft = [], [], [], []

@@ -1,20 +1,21 @@
 """Memory: RSS growth of one process after storing N requests through the production write
 path (a scratch SQLite store). Records are made one at a time so the benchmark itself
 holds none; RSS is read after a warm-up so start-up allocations do not count."""
+
 from __future__ import annotations
 
 import argparse
 import gc
 import random
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from chatwatch.bench.ingest import synthetic_record
-from chatwatch.monitoring.store import Store
+from chatwatch.store.records import Store
 
 if TYPE_CHECKING:
     from chatwatch.config import Settings
@@ -28,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="requests to record (default 100000)")
 
 
-def run(args: argparse.Namespace, settings: "Settings | None" = None) -> dict[str, Any]:
+def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str, Any]:
     process = psutil.Process()
     rng = random.Random(11)
-    start = datetime.now(timezone.utc) - timedelta(days=1)
+    start = datetime.now(UTC) - timedelta(days=1)
     step = timedelta(days=1) / max(args.rows + WARMUP, 1)
     with tempfile.TemporaryDirectory(prefix="chatwatch-bench-memory-") as scratch:
         store = Store.open(f"sqlite:///{Path(scratch) / 'chatwatch.db'}")

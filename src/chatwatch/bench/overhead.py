@@ -1,13 +1,14 @@
 """What the instrumentation adds to a request: a replayed 200-chunk stream (no model time)
 read bare and through the Monitor (record, price, memory samples, log lines and the SQLite
 commit included), interleaved; then compared with real SmolLM2 requests of the same run."""
+
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Generator, Sequence
 
 HELP = "time the monitor adds per request (commit included) vs a real local request"
 
@@ -29,7 +30,7 @@ class ReplayModel:
         self._chunks = list(chunks)
 
     def chat(self, messages, settings, *, stream=True, on_wait=None):
-        from chatwatch.models.base import ChatStream, StreamProgress, StreamResult, Usage
+        from chatwatch.models.contract import ChatStream, StreamProgress, StreamResult, Usage
 
         progress = StreamProgress()
 
@@ -43,7 +44,7 @@ class ReplayModel:
         return ChatStream(gen(), progress)
 
     def check(self):
-        from chatwatch.models.base import Availability
+        from chatwatch.models.contract import Availability
 
         return Availability(True, "replay")
 
@@ -55,15 +56,19 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run(args, settings) -> dict:
     from chatwatch.config import parse
-    from chatwatch.models.base import GenerationSettings, Message
-    from chatwatch.monitoring.instrument import Monitor
-    from chatwatch.monitoring.logs import configure_logging
-    from chatwatch.monitoring.store import Store
-    from chatwatch.runtime import get_runtime
+    from chatwatch.logs.configure import configure_logging
+    from chatwatch.models.contract import GenerationSettings, Message
+    from chatwatch.runtime import Runtime
+    from chatwatch.store.records import Store
+    from chatwatch.telemetry.monitor import Monitor
 
     scratch = Path(tempfile.mkdtemp(prefix="chatwatch-bench-overhead-"))
-    cfg = parse({"app": {"data_dir": str(scratch / "data"), "log_dir": str(scratch / "logs")},
-                 "models": [{"id": "replay", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "provider": "replay"}]})
+    cfg = parse(
+        {
+            "app": {"data_dir": str(scratch / "data"), "log_dir": str(scratch / "logs")},
+            "models": [{"id": "replay", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "provider": "replay"}],
+        }
+    )
     logs = configure_logging(cfg.app.log_dir, role="bench", instance="bench", console=False)
     store = Store.open(cfg.store_url)
     monitor = Monitor(cfg, store, instance="bench")
@@ -113,16 +118,21 @@ def run(args, settings) -> dict:
 
     # The real thing, same run: SmolLM2 requests through the full runtime.
     local = next(m for m in settings.models if m.kind == "llama_cpp")
-    rt = get_runtime(cfg.model_copy(update={"models": [local]}), role="bench")
+    rt = Runtime(cfg.model_copy(update={"models": [local]}), role="bench")
     times = []
     for i in range(args.model_runs + 1):
         t0 = time.perf_counter()
-        with rt.chat(local.id, [Message("user", "Explain in a few sentences why the sky is blue.")],
-                     GenerationSettings(max_tokens=local.defaults.max_tokens, seed=i), session_id="bench") as s:
+        with rt.chat(
+            local.id,
+            [Message("user", "Explain in a few sentences why the sky is blue.")],
+            GenerationSettings(max_tokens=local.defaults.max_tokens, seed=i),
+            session_id="bench",
+        ) as s:
             for _ in s:
                 pass
         if i:  # the first includes the model load
             times.append(time.perf_counter() - t0)
+    rt.close()
     model_s = statistics.median(times)
     print(f"median SmolLM2 request: {model_s:.3f} s over {len(times)} runs")
     return {

@@ -1,12 +1,14 @@
 """A blocking HTTP call on its own daemon thread, so the caller can give up at a total
 deadline even while a read is stuck (the openai SDK's timeout only bounds each read)."""
+
 from __future__ import annotations
 
 import queue
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Expired(Exception):
@@ -17,14 +19,14 @@ class DeadlineCall:
     """One HTTP request on its own daemon thread, so the caller can give up at the deadline
     even while a read is stuck. Events flow as (kind, value) over a queue."""
 
-    def __init__(self, work: Callable[["DeadlineCall"], None], *, name: str):
+    def __init__(self, work: Callable[[DeadlineCall], None], *, name: str):
         self.cancelled = threading.Event()
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._response: Any = None  # the live httpx response while the worker reads it
         threading.Thread(target=self._run, args=(work,), name=name, daemon=True).start()
 
-    def _run(self, work: Callable[["DeadlineCall"], None]) -> None:
+    def _run(self, work: Callable[[DeadlineCall], None]) -> None:
         try:
             work(self)
         except BaseException as exc:  # handed to the caller, who maps it

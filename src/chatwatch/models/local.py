@@ -5,19 +5,20 @@ process). Output tokens are the tokens the model actually sampled, counted as th
 sampled: re-tokenizing the reply disagrees with the sampled count at high temperature, and
 stream chunks are not tokens for multibyte text.
 """
+
 from __future__ import annotations
 
 import importlib.resources
 import os
 import threading
 import time
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Callable, Generator, Sequence
 
 import psutil
 
 from chatwatch.config import ModelConfig
-from chatwatch.models.base import (
+from chatwatch.models.contract import (
     Availability,
     ChatStream,
     ContextLengthError,
@@ -87,6 +88,15 @@ class LocalLlamaModel:
     def __repr__(self) -> str:
         return f"LocalLlamaModel(id={self.id!r}, path={str(self.path)!r})"
 
+    def close(self) -> None:
+        """Free the loaded weights. Waits for the model's turn, so a reply being generated on
+        another thread finishes first (freeing a `Llama` mid-generation would crash the
+        process). Idempotent; a later request loads the model again."""
+        with self._turns.turn(), self._load_lock:
+            llm, self._llm, self._counter = self._llm, None, None
+        if llm is not None:
+            llm.close()
+
     # -- loading ---------------------------------------------------------------------
     def llama_kwargs(self) -> dict:
         """The exact `Llama` arguments; the benchmark builds its baseline from these."""
@@ -116,7 +126,9 @@ class LocalLlamaModel:
             except Exception as exc:  # llama.cpp raises ValueError for unreadable files
                 self._emit_load(t0, rss_before, proc, ok=False, error=str(exc))
                 raise ProviderError(
-                    f"could not load model '{self.id}' from {self.path}: {exc}", model_id=self.id, provider=self.provider
+                    f"could not load model '{self.id}' from {self.path}: {exc}",
+                    model_id=self.id,
+                    provider=self.provider,
                 ) from exc
             vocab = llm._model.vocab
             counter = _SampleCounter(lambda tok: bool(llama_cpp.llama_vocab_is_eog(vocab, tok)))
@@ -133,7 +145,9 @@ class LocalLlamaModel:
             self._emit_load(t0, rss_before, proc, ok=True)
             return llm
 
-    def _emit_load(self, t0: float, rss_before: int, proc: psutil.Process, *, ok: bool, error: str | None = None) -> None:
+    def _emit_load(
+        self, t0: float, rss_before: int, proc: psutil.Process, *, ok: bool, error: str | None = None
+    ) -> None:
         if self._on_load is None:
             return
         try:
@@ -142,8 +156,14 @@ class LocalLlamaModel:
             size = None
         self._on_load(
             LoadEvent(
-                model_id=self.id, path=str(self.path), load_s=time.perf_counter() - t0, file_bytes=size,
-                rss_before_bytes=rss_before, rss_after_bytes=proc.memory_info().rss, ok=ok, error_message=error,
+                model_id=self.id,
+                path=str(self.path),
+                load_s=time.perf_counter() - t0,
+                file_bytes=size,
+                rss_before_bytes=rss_before,
+                rss_after_bytes=proc.memory_info().rss,
+                ok=ok,
+                error_message=error,
             )
         )
 
@@ -255,8 +275,10 @@ class LocalLlamaModel:
         prompt leaves room for a reply; say so in a notice."""
         n_ctx = self.config.n_ctx
         reserve = min(settings.max_tokens, max(MIN_REPLY_TOKENS, n_ctx // 8))
-        sizes = [len(llm.tokenize(m.content.encode("utf-8"), add_bos=False, special=False)) + PER_MESSAGE_OVERHEAD
-                 for m in messages]
+        sizes = [
+            len(llm.tokenize(m.content.encode("utf-8"), add_bos=False, special=False)) + PER_MESSAGE_OVERHEAD
+            for m in messages
+        ]
         system = [i for i, m in enumerate(messages) if m.role == "system"]
         droppable = [i for i in range(len(messages) - 1) if i not in system]
         dropped: set[int] = set()
@@ -266,10 +288,14 @@ class LocalLlamaModel:
             kept = sum(s for i, s in enumerate(sizes) if i not in dropped)
             raise ContextLengthError(
                 f"the prompt is about {kept} tokens; model '{self.id}' has a context window of {n_ctx} "
-                f"tokens and needs room for the reply", model_id=self.id, provider=self.provider,
+                f"tokens and needs room for the reply",
+                model_id=self.id,
+                provider=self.provider,
             )
         if dropped:
-            progress.notices.append(f"trimmed {len(dropped)} oldest messages to fit the context window ({n_ctx} tokens)")
+            progress.notices.append(
+                f"trimmed {len(dropped)} oldest messages to fit the context window ({n_ctx} tokens)"
+            )
         return [m for i, m in enumerate(messages) if i not in dropped]
 
 

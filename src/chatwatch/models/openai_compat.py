@@ -7,13 +7,15 @@ trickling tokens would never time out. Each request therefore runs on a worker t
 hands chunks over a queue; the caller waits on that queue only until the deadline and then
 raises `ModelTimeoutError`, cutting the worker's socket so a stalled read ends too.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import threading
 import time
-from typing import Any, Generator, Sequence
+from collections.abc import Generator, Sequence
+from typing import Any
 
 import openai
 
@@ -23,7 +25,7 @@ except ImportError:  # pragma: no cover - depends on the installed SDK
     import httpx  # type: ignore[no-redef]
 
 from chatwatch.config import ModelConfig
-from chatwatch.models.base import (
+from chatwatch.models.contract import (
     Availability,
     ChatStream,
     ContextLengthError,
@@ -42,7 +44,7 @@ from chatwatch.models.base import (
 )
 from chatwatch.models.deadline import DeadlineCall, Expired
 from chatwatch.models.token_estimate import ServerTokenizer, estimate_prompt_tokens, estimate_tokens
-from chatwatch.secrets import get_api_key, scrub
+from chatwatch.privacy import get_api_key, scrub
 
 NO_KEY = "not-needed"  # local servers want no key, but the SDK insists on one
 CONNECT_TIMEOUT_S = 10.0
@@ -160,7 +162,9 @@ class OpenAICompatModel:
         kwargs = self._request_args(messages, settings)
         progress.mark_started()
         deadline = time.monotonic() + self.timeout_s
-        call = DeadlineCall(lambda c: c.put("reply", client.chat.completions.create(**kwargs)), name=f"chatwatch-{self.id}")
+        call = DeadlineCall(
+            lambda c: c.put("reply", client.chat.completions.create(**kwargs)), name=f"chatwatch-{self.id}"
+        )
         try:
             kind, value = call.next_event(deadline)
         except Expired:

@@ -5,6 +5,7 @@ gives an exact count of the reply ("counted"); otherwise a characters-per-token 
 thumb ("estimated"). tiktoken is deliberately not used: it fetches its vocabularies from
 the network on first use, and it is the wrong tokenizer for most self-hosted models anyway.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,10 @@ import math
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from chatwatch.models.base import Message
+from chatwatch.models.contract import Message
 
 CHARS_PER_TOKEN = 4  # English text with common BPE vocabularies
 FRAMING_TOKENS_PER_MESSAGE = 4  # role markers and separators a chat template adds

@@ -4,12 +4,13 @@ One llama.cpp instance must never serve two threads at once (it crashes the proc
 Streamlit runs each browser session on its own thread, so sessions take turns here and a
 waiting session can show its place.
 """
+
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 
 class TurnQueue:

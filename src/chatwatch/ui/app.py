@@ -1,10 +1,11 @@
 """Streamlit entry point: `chatwatch run` (or `streamlit run` on this file)."""
+
 from pathlib import Path
 
 import streamlit as st
 
 from chatwatch.i18n import t
-from chatwatch.ui.common import lang, language_picker
+from chatwatch.ui.state import lang, language_picker
 
 # Not "pages/": a folder of that name beside the entry script turns on Streamlit's older
 # multipage mode, which drops the entry script's widget state (the language picker) on rerun.

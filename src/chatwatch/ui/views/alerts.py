@@ -1,28 +1,29 @@
 """Alerts page: active alerts, the history of alert events with filters, the rule editor
 (with validation) and the notification channels with a "send test notification" button."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from chatwatch.i18n import t
-from chatwatch.monitoring.alerts import Rule, ensure_alerts
-from chatwatch.monitoring.alerts.model import (
+import chatwatch.i18n  # noqa: F401
+from chatwatch.alerts.model import (
     KINDS,
     SEVERITIES,
     US_PER_MIN,
     USES_MIN_REQUESTS,
     USES_THRESHOLD,
     USES_WINDOW,
+    Rule,
 )
-from chatwatch.monitoring.alerts.text import fmt_threshold, fmt_time, fmt_value, kind_label
-from chatwatch.ui import alerts_i18n  # noqa: F401 - registers the strings
-from chatwatch.ui.alerts_banner import toast_new_alerts
-from chatwatch.ui.common import lang, runtime
+from chatwatch.alerts.text import fmt_threshold, fmt_time, fmt_value, kind_label
+from chatwatch.i18n import t
+from chatwatch.ui.state import lang, runtime
+from chatwatch.ui.widgets.alerts import toast_new_alerts
 
 L = lang()
 rt = runtime()
-svc = ensure_alerts(rt)
+svc = rt.alerts
 state = st.session_state
 
 NEW = "\x00new"  # the editor's "new rule" choice (no rule name can hold a NUL)
@@ -30,8 +31,14 @@ ALL = "\x00all"  # "all models" in the model picker
 PERIODS_MIN = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60, "30d": 30 * 24 * 60, "all": None}
 # A new rule (or a rule switched to another kind) starts from a sensible threshold.
 DEFAULT_THRESHOLD = {
-    "error_rate": 0.05, "consecutive_failures": 3.0, "latency_p95": 10.0, "ttft_p95": 5.0,
-    "slow_response": 30.0, "daily_cost": 1.0, "memory": 1024.0, "no_success": 0.0,
+    "error_rate": 0.05,
+    "consecutive_failures": 3.0,
+    "latency_p95": 10.0,
+    "ttft_p95": 5.0,
+    "slow_response": 30.0,
+    "daily_cost": 1.0,
+    "memory": 1024.0,
+    "no_success": 0.0,
 }
 FIELDS = ("name", "kind", "severity", "model", "threshold", "window_minutes", "min_requests", "for_minutes", "enabled")
 
@@ -50,58 +57,79 @@ def _scope(model: str | None) -> str:
 
 # --- active ------------------------------------------------------------------------------
 
+
 def active_tab() -> None:
     alerts = svc.active(include_pending=True)
     if not alerts:
         st.success(t("alerts.none_active", L), icon="✅")
         return
-    rows = [{
-        t("alerts.col.rule", L): a.rule.name,
-        t("alerts.col.severity", L): _severity_label(a.rule.severity),
-        t("alerts.col.state", L): _state_label(a.state.state),
-        t("alerts.col.value", L): fmt_value(a.rule.kind, a.state.value, L) if a.state.state == "firing" else "—",
-        t("alerts.col.threshold", L): fmt_threshold(a.rule.kind, a.rule.threshold, L),
-        t("alerts.col.scope", L): _scope(a.rule.model),
-        t("alerts.col.model", L): a.state.model or "—",
-        t("alerts.col.since", L): fmt_time(a.state.firing_since_us if a.state.state == "firing" else a.state.pending_since_us),
-        t("alerts.col.notified", L): fmt_time(a.state.last_notified_us if a.state.state == "firing" else None),
-    } for a in alerts]
+    rows = [
+        {
+            t("alerts.col.rule", L): a.rule.name,
+            t("alerts.col.severity", L): _severity_label(a.rule.severity),
+            t("alerts.col.state", L): _state_label(a.state.state),
+            t("alerts.col.value", L): fmt_value(a.rule.kind, a.state.value, L) if a.state.state == "firing" else "—",
+            t("alerts.col.threshold", L): fmt_threshold(a.rule.kind, a.rule.threshold, L),
+            t("alerts.col.scope", L): _scope(a.rule.model),
+            t("alerts.col.model", L): a.state.model or "—",
+            t("alerts.col.since", L): fmt_time(
+                a.state.firing_since_us if a.state.state == "firing" else a.state.pending_since_us
+            ),
+            t("alerts.col.notified", L): fmt_time(a.state.last_notified_us if a.state.state == "firing" else None),
+        }
+        for a in alerts
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 # --- history -----------------------------------------------------------------------------
 
+
 def history_tab() -> None:
     names = sorted({r.name for r in svc.rules(include_deleted=True)})
     c1, c2, c3, c4 = st.columns(4)
-    period = c1.selectbox(t("alerts.history.period", L), list(PERIODS_MIN), index=1, key="alerts_hist_period",
-                          format_func=lambda p: t(f"alerts.period.{p}", L))
+    period = c1.selectbox(
+        t("alerts.history.period", L),
+        list(PERIODS_MIN),
+        index=1,
+        key="alerts_hist_period",
+        format_func=lambda p: t(f"alerts.period.{p}", L),
+    )
     rules = c2.multiselect(t("alerts.history.rules", L), names, key="alerts_hist_rules")
-    states = c3.multiselect(t("alerts.history.states", L), ["firing", "renotify", "resolved"], key="alerts_hist_states",
-                            format_func=_state_label)
-    severities = c4.multiselect(t("alerts.history.severities", L), list(SEVERITIES), key="alerts_hist_severities",
-                                format_func=_severity_label)
+    states = c3.multiselect(
+        t("alerts.history.states", L),
+        ["firing", "renotify", "resolved"],
+        key="alerts_hist_states",
+        format_func=_state_label,
+    )
+    severities = c4.multiselect(
+        t("alerts.history.severities", L), list(SEVERITIES), key="alerts_hist_severities", format_func=_severity_label
+    )
     minutes = PERIODS_MIN[period]
     since = None if minutes is None else svc.clock() - minutes * US_PER_MIN
     events = svc.history(since_us=since, rules=rules, states=states, severities=severities, limit=1000)
     if not events:
         st.info(t("alerts.history.empty", L))
         return
-    rows = [{
-        t("alerts.col.time", L): fmt_time(e.at_us),
-        t("alerts.col.rule", L): e.rule,
-        t("alerts.col.state", L): _state_label(e.state),
-        t("alerts.col.severity", L): _severity_label(e.severity),
-        t("alerts.col.value", L): fmt_value(e.kind, e.value, L),
-        t("alerts.col.threshold", L): fmt_threshold(e.kind, e.threshold, L),
-        t("alerts.col.scope", L): _scope(e.scope),
-        t("alerts.col.model", L): e.model or "—",
-        t("alerts.col.instance", L): e.instance,
-    } for e in events]
+    rows = [
+        {
+            t("alerts.col.time", L): fmt_time(e.at_us),
+            t("alerts.col.rule", L): e.rule,
+            t("alerts.col.state", L): _state_label(e.state),
+            t("alerts.col.severity", L): _severity_label(e.severity),
+            t("alerts.col.value", L): fmt_value(e.kind, e.value, L),
+            t("alerts.col.threshold", L): fmt_threshold(e.kind, e.threshold, L),
+            t("alerts.col.scope", L): _scope(e.scope),
+            t("alerts.col.model", L): e.model or "—",
+            t("alerts.col.instance", L): e.instance,
+        }
+        for e in events
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 # --- rules -------------------------------------------------------------------------------
+
 
 def _key(field: str, pick: str) -> str:
     return f"alerts_{field}:{pick}"
@@ -180,20 +208,22 @@ def rules_table(rules: list[Rule]) -> None:
         except Exception:
             current = "?"
         s = states.get(r.name)
-        rows.append({
-            t("alerts.col.rule", L): r.name,
-            t("alerts.col.kind", L): kind_label(r.kind, L),
-            t("alerts.col.severity", L): _severity_label(r.severity),
-            t("alerts.col.scope", L): _scope(r.model),
-            t("alerts.col.threshold", L): fmt_threshold(r.kind, r.threshold, L),
-            t("alerts.col.window", L): f"{r.window_minutes:g}" if r.kind in USES_WINDOW else "—",
-            t("alerts.col.min_requests", L): r.min_requests if r.kind in USES_MIN_REQUESTS else "—",
-            t("alerts.col.for", L): f"{r.for_minutes:g}",
-            t("alerts.col.enabled", L): r.enabled,
-            t("alerts.col.state", L): _state_label(s.state if s else "ok"),
-            t("alerts.col.current", L): current,
-            t("alerts.col.origin", L): _origin(r),
-        })
+        rows.append(
+            {
+                t("alerts.col.rule", L): r.name,
+                t("alerts.col.kind", L): kind_label(r.kind, L),
+                t("alerts.col.severity", L): _severity_label(r.severity),
+                t("alerts.col.scope", L): _scope(r.model),
+                t("alerts.col.threshold", L): fmt_threshold(r.kind, r.threshold, L),
+                t("alerts.col.window", L): f"{r.window_minutes:g}" if r.kind in USES_WINDOW else "—",
+                t("alerts.col.min_requests", L): r.min_requests if r.kind in USES_MIN_REQUESTS else "—",
+                t("alerts.col.for", L): f"{r.for_minutes:g}",
+                t("alerts.col.enabled", L): r.enabled,
+                t("alerts.col.state", L): _state_label(s.state if s else "ok"),
+                t("alerts.col.current", L): current,
+                t("alerts.col.origin", L): _origin(r),
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
@@ -202,39 +232,80 @@ def rule_editor(rules: list[Rule]) -> None:
     options = [NEW] + [r.name for r in rules]
     if state.get("alerts_edit_pick") not in options:
         state["alerts_edit_pick"] = NEW
-    pick = st.selectbox(t("alerts.editor.pick", L), options, key="alerts_edit_pick",
-                        format_func=lambda n: t("alerts.editor.new", L) if n == NEW else n)
-    rule = next((r for r in rules if r.name == pick), None) or Rule(name="", kind="error_rate", threshold=0.05,
-                                                                    min_requests=10)
+    pick = st.selectbox(
+        t("alerts.editor.pick", L),
+        options,
+        key="alerts_edit_pick",
+        format_func=lambda n: t("alerts.editor.new", L) if n == NEW else n,
+    )
+    rule = next((r for r in rules if r.name == pick), None) or Rule(
+        name="", kind="error_rate", threshold=0.05, min_requests=10
+    )
     if rule.origin == "config" and rule.edited:
         st.caption(t("alerts.editor.edited_note", L))
     c1, c2 = st.columns(2)
     c1.text_input(t("alerts.editor.name", L), rule.name, key=_key("name", pick), disabled=pick != NEW, max_chars=200)
-    kind = c2.selectbox(t("alerts.editor.kind", L), KINDS, index=KINDS.index(rule.kind), key=_key("kind", pick),
-                        format_func=lambda k: kind_label(k, L))
+    kind = c2.selectbox(
+        t("alerts.editor.kind", L),
+        KINDS,
+        index=KINDS.index(rule.kind),
+        key=_key("kind", pick),
+        format_func=lambda k: kind_label(k, L),
+    )
     models = [ALL] + svc.known_models()
     if rule.model and rule.model not in models:
         models.append(rule.model)
-    c1.selectbox(t("alerts.editor.model", L), models, index=models.index(rule.model or ALL), key=_key("model", pick),
-                 format_func=lambda m: t("alerts.scope.all", L) if m == ALL else m)
-    c2.selectbox(t("alerts.editor.severity", L), SEVERITIES, index=SEVERITIES.index(rule.severity),
-                 key=_key("severity", pick), format_func=_severity_label)
+    c1.selectbox(
+        t("alerts.editor.model", L),
+        models,
+        index=models.index(rule.model or ALL),
+        key=_key("model", pick),
+        format_func=lambda m: t("alerts.scope.all", L) if m == ALL else m,
+    )
+    c2.selectbox(
+        t("alerts.editor.severity", L),
+        SEVERITIES,
+        index=SEVERITIES.index(rule.severity),
+        key=_key("severity", pick),
+        format_func=_severity_label,
+    )
     threshold = rule.threshold if kind == rule.kind and pick != NEW else DEFAULT_THRESHOLD[kind]
     c1.number_input(
-        t("alerts.editor.threshold", L), value=float(threshold), step=0.01 if kind == "error_rate" else 1.0,
-        format="%.4f" if kind in ("error_rate", "daily_cost") else "%.2f", key=_threshold_key(pick, kind),
-        disabled=kind not in USES_THRESHOLD, help=t(f"alerts.help.{kind}", L),
+        t("alerts.editor.threshold", L),
+        value=float(threshold),
+        step=0.01 if kind == "error_rate" else 1.0,
+        format="%.4f" if kind in ("error_rate", "daily_cost") else "%.2f",
+        key=_threshold_key(pick, kind),
+        disabled=kind not in USES_THRESHOLD,
+        help=t(f"alerts.help.{kind}", L),
     )
-    c2.number_input(t("alerts.editor.window_minutes", L), value=float(rule.window_minutes), step=1.0,
-                    key=_key("window_minutes", pick), disabled=kind not in USES_WINDOW)
-    c1.number_input(t("alerts.editor.min_requests", L), value=int(rule.min_requests), step=1,
-                    key=_key("min_requests", pick), disabled=kind not in USES_MIN_REQUESTS)
-    c2.number_input(t("alerts.editor.for_minutes", L), value=float(rule.for_minutes), step=1.0,
-                    key=_key("for_minutes", pick))
+    c2.number_input(
+        t("alerts.editor.window_minutes", L),
+        value=float(rule.window_minutes),
+        step=1.0,
+        key=_key("window_minutes", pick),
+        disabled=kind not in USES_WINDOW,
+    )
+    c1.number_input(
+        t("alerts.editor.min_requests", L),
+        value=int(rule.min_requests),
+        step=1,
+        key=_key("min_requests", pick),
+        disabled=kind not in USES_MIN_REQUESTS,
+    )
+    c2.number_input(
+        t("alerts.editor.for_minutes", L), value=float(rule.for_minutes), step=1.0, key=_key("for_minutes", pick)
+    )
     st.checkbox(t("alerts.editor.enabled", L), rule.enabled, key=_key("enabled", pick))
-    unused = [t(f"alerts.editor.{f}", L) for f, used in (
-        ("threshold", kind in USES_THRESHOLD), ("window_minutes", kind in USES_WINDOW),
-        ("min_requests", kind in USES_MIN_REQUESTS)) if not used]
+    unused = [
+        t(f"alerts.editor.{f}", L)
+        for f, used in (
+            ("threshold", kind in USES_THRESHOLD),
+            ("window_minutes", kind in USES_WINDOW),
+            ("min_requests", kind in USES_MIN_REQUESTS),
+        )
+        if not used
+    ]
     if unused:
         st.caption(t("alerts.editor.ignored_fields", L, fields=", ".join(unused)))
     problems = state.pop("alerts_problems", None)
@@ -256,16 +327,25 @@ def rules_tab() -> None:
 
 # --- channels ----------------------------------------------------------------------------
 
+
 def channels_tab() -> None:
     a = rt.settings.alerts
     st.caption(t("alerts.channels.intro", L, minutes=a.renotify_minutes, seconds=a.evaluate_every_s))
     infos = svc.channels()
     if infos:
-        st.dataframe(pd.DataFrame([{
-            t("alerts.col.source", L): i.source,
-            t("alerts.col.channel", L): i.label,
-            t("alerts.col.status", L): t("alerts.channels.ok", L) if i.ok else i.problem,
-        } for i in infos]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("alerts.col.source", L): i.source,
+                        t("alerts.col.channel", L): i.label,
+                        t("alerts.col.status", L): t("alerts.channels.ok", L) if i.ok else i.problem,
+                    }
+                    for i in infos
+                ]
+            ),
+            hide_index=True,
+        )
     else:
         st.info(t("alerts.channels.none", L))
     if st.button(t("alerts.channels.test", L), key="alerts_test", icon="📨"):

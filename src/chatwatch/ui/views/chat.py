@@ -1,4 +1,5 @@
 """Chat page: pick a model, tune it, talk to it; every reply goes through the monitor."""
+
 from __future__ import annotations
 
 import uuid
@@ -6,9 +7,9 @@ import uuid
 import streamlit as st
 
 from chatwatch.i18n import t
-from chatwatch.models.base import GenerationSettings, Message
-from chatwatch.ui.alerts_banner import render_live_alerts
-from chatwatch.ui.common import lang, runtime, session_id, settings
+from chatwatch.models.contract import GenerationSettings, Message
+from chatwatch.ui.state import lang, runtime, session_id, settings
+from chatwatch.ui.widgets.alerts import render_live_alerts
 
 L = lang()
 cfg = settings()
@@ -48,6 +49,7 @@ def _meta(record) -> str:
     if record is None:
         return ""
     latency = f"{record.latency_s:.2f}s" if record.latency_s is not None else "–"
+
     def n(v):
         return "–" if v is None else str(v)
 
@@ -82,8 +84,12 @@ for msg in state.messages:
         if msg.get("meta"):
             st.caption(msg["meta"])
         if msg["role"] == "assistant" and msg.get("request_id") and msg["content"]:
-            st.feedback("thumbs", key=f"feedback:{msg['request_id']}", on_change=_save_feedback,
-                        args=(msg["request_id"], msg["model"]))
+            st.feedback(
+                "thumbs",
+                key=f"feedback:{msg['request_id']}",
+                on_change=_save_feedback,
+                args=(msg["request_id"], msg["model"]),
+            )
 
 # -- a new turn ---------------------------------------------------------------------------
 prompt = st.chat_input(t("chat.placeholder", L))
@@ -108,8 +114,14 @@ if prompt is not None:
         def on_wait(place: int) -> None:
             status.info(t("chat.waiting", L, place=place), icon="⏳")
 
-        reply = rt.chat(model_id, messages, generation, session_id=session_id(),
-                        conversation_id=state.conversation_id, on_wait=on_wait)
+        reply = rt.chat(
+            model_id,
+            messages,
+            generation,
+            session_id=session_id(),
+            conversation_id=state.conversation_id,
+            on_wait=on_wait,
+        )
 
         def chunks():
             try:
@@ -133,7 +145,7 @@ if prompt is not None:
         entry["request_id"] = record.id if record else None
         entry["meta"] = _meta(record)
         if record is not None and record.status == "ok":
-            for notice in (reply.result.notices if reply.result else ()):
+            for notice in reply.result.notices if reply.result else ():
                 st.caption(notice)
         if entry["meta"]:
             st.caption(entry["meta"])

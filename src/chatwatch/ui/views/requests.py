@@ -1,19 +1,20 @@
 """Requests explorer: every stored request newest first, filtered and paginated, with the
 detail of one request (all fields, its log lines and its feedback)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
+import chatwatch.i18n  # noqa: F401
 from chatwatch.i18n import t
-from chatwatch.ui import dashboard_i18n  # noqa: F401 - registers the strings
-from chatwatch.ui.common import lang, session_id, settings
-from chatwatch.ui.dashboard_charts import requests_table
-from chatwatch.ui.dashboard_data import TTL_S, error_type_options, model_options, requests_page
-from chatwatch.ui.dashboard_filters import requests_view
-from chatwatch.ui.dashboard_format import fmt_time
-from chatwatch.ui.dashboard_views import render_request_detail
+from chatwatch.ui.data import TTL_S, error_type_options, model_options, requests_page
+from chatwatch.ui.state import lang, session_id, settings
+from chatwatch.ui.widgets.charts import requests_table
+from chatwatch.ui.widgets.dashboard import render_request_detail
+from chatwatch.ui.widgets.filters import requests_view
+from chatwatch.ui.widgets.format import fmt_time
 
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -25,7 +26,7 @@ view = requests_view(L, model_options(cfg), error_type_options(cfg), session_id(
 size = st.sidebar.selectbox(t("req.page_size", L), PAGE_SIZES, index=1, key="req_page_size")
 # Aligned to the cache's lifetime, so reruns within it share one answer (a 1 s alignment
 # changed the cache key every second).
-filters = view.filters(datetime.now(timezone.utc), align_s=TTL_S)
+filters = view.filters(datetime.now(UTC), align_s=TTL_S)
 
 # The pager's key follows the filters (not the moving clock), so changing a filter goes
 # back to page 1 while a plain rerun keeps the page.
@@ -43,13 +44,18 @@ st.dataframe(requests_table(page.records, L), hide_index=True)
 st.pagination(page.pages, key=pager_key)  # its value is read from session state above
 
 
-
 @st.fragment  # picking a request reruns only this part, not the page's queries
 def detail(records) -> None:
     st.subheader(t("req.detail", L))
     labels = {r.id: f"{fmt_time(r.started_at)} · {r.model} · {r.status} · {r.id}" for r in records}
-    picked = st.selectbox(t("req.pick", L), list(labels), index=None, format_func=labels.__getitem__,
-                          placeholder=t("req.pick.placeholder", L), key=f"req_pick:{pager_key}:{page_no}")
+    picked = st.selectbox(
+        t("req.pick", L),
+        list(labels),
+        index=None,
+        format_func=labels.__getitem__,
+        placeholder=t("req.pick.placeholder", L),
+        key=f"req_pick:{pager_key}:{page_no}",
+    )
     if picked:
         render_request_detail(cfg, picked, L)
 

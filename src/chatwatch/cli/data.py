@@ -1,0 +1,188 @@
+"""CLI commands over the recorded history: export, stats, cleanup (see chatwatch/store/retention.py)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import socket
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+from chatwatch.config import ConfigError, load
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '30m', '24h', '7d', '2w' -> timedelta; a clear error otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
+    if not match:
+        raise ConfigError(f"invalid duration {text!r}: use a number and a unit, e.g. 30m, 24h, 7d")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def _filters(args):
+    from chatwatch.reports.queries import Filters
+
+    since = datetime.now(UTC) - parse_duration(args.since) if args.since else None
+    return Filters(since=since, models=tuple(args.model or ()), statuses=tuple(args.status or ()))
+
+
+def cmd_export(args) -> int:
+    from chatwatch.reports.export import write_export
+    from chatwatch.store.records import Store
+
+    settings = load(args.config)
+    filters = _filters(args)
+    with Store.open(settings.store_url) as store:
+        if args.output and args.output != "-":
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = write_export(store, out, args.format, filters)
+            print(f"exported {count} records to {args.output}", file=sys.stderr)
+        else:
+            write_export(store, sys.stdout, args.format, filters)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from chatwatch.reports.queries import per_model, summary
+    from chatwatch.store.records import Store
+
+    settings = load(args.config)
+    filters = _filters(args)
+    with Store.open(settings.store_url) as store:
+        rows = [("all", summary(store, filters))] + [(s.model, s) for s in per_model(store, filters)]
+    print(f"{'model':<22}{'requests':>9}{'errors':>8}{'err%':>7}{'p50 s':>8}{'p95 s':>8}{'cost $':>12}  unpriced")
+    for name, s in rows:
+        p50 = "-" if s.latency_p50_s is None else f"{s.latency_p50_s:.2f}"
+        p95 = "-" if s.latency_p95_s is None else f"{s.latency_p95_s:.2f}"
+        rate = (s.error_rate or 0.0) * 100
+        print(f"{name:<22}{s.requests:>9}{s.errors:>8}{rate:>6.1f}%{p50:>8}{p95:>8}{s.cost_usd:>12.6f}  {s.unpriced}")
+    return 0
+
+
+# Stage names of the retention cleanup, as the progress bar calls them.
+_STAGE_LABELS = {"requests": "raw records", "feedback": "feedback", "model_loads": "model loads", "rollups": "rollups"}
+
+
+class ProgressBar:
+    """`deleting raw records: [#####.....] 50,000/100,000` on stderr: redrawn in place on a
+    terminal; elsewhere (pipes, log files) a line per tenth done, so output stays short."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._stage: str | None = None
+        self._tenth = -1
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self.finish()
+            self._stage, self._tenth = stage, -1
+        total = max(total, done, 1)
+        filled = self.width * done // total
+        line = (
+            f"deleting {_STAGE_LABELS.get(stage, stage)}: "
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {done:,}/{total:,}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line)
+        elif (tenth := 10 * done // total) != self._tenth:
+            self._tenth = tenth
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self._stage is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._stage = None
+
+
+def cmd_cleanup(args) -> int:
+    from chatwatch.logs.configure import configure_logging
+    from chatwatch.store.records import Store
+    from chatwatch.store.retention import run_cleanup
+
+    settings = load(args.config)
+    older_than = parse_duration(args.older_than) if args.older_than else None
+    if older_than is not None and older_than <= timedelta(0):
+        raise ConfigError(f"invalid duration {args.older_than!r}: it must be more than zero")
+    # The cleanup goes to this process's log file like every cleanup. log_days=inf: setting
+    # up logging must not prune log files itself (the cleanup counts them; --dry-run keeps them).
+    configure_logging(
+        settings.app.log_dir,
+        role="cli",
+        instance=settings.app.instance or socket.gethostname(),
+        level=settings.logs.level,
+        max_mb=settings.logs.max_mb,
+        log_days=math.inf,
+        console=False,
+    )
+    bar = ProgressBar(sys.stderr)
+    with Store.open(settings.store_url) as store:
+        try:
+            report = run_cleanup(
+                store,
+                settings.retention,
+                settings.app.log_dir,
+                dry_run=args.dry_run,
+                older_than=older_than,
+                progress=bar,
+                trigger="cli",
+            )
+        finally:
+            bar.finish()
+    r = report
+    print(
+        f"{'dry run: would delete' if r.dry_run else 'deleted'} "
+        f"(raw rows before {r.raw_before:%Y-%m-%d %H:%M} UTC, rollups before {r.rollups_before:%Y-%m-%d %H:%M} UTC, "
+        f"log files older than {settings.retention.log_days:g} days)"
+    )
+    for label, n in (
+        ("raw records", r.requests),
+        ("rollup rows", r.rollups),
+        ("feedback", r.feedback),
+        ("model loads", r.model_loads),
+        ("log files", len(r.log_files)),
+    ):
+        print(f"  {label:<13}{n:>12,}")
+    if r.bytes_freed is not None:
+        print(f"  {'bytes freed':<13}{r.bytes_freed:>12,}  ({r.bytes_freed / 1e6:.1f} MB, SQLite)")
+    return 0
+
+
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", metavar="DURATION", help="only requests newer than this, e.g. 24h, 7d")
+    p.add_argument("--model", metavar="ID", action="append", help="only this model (repeatable)")
+    p.add_argument(
+        "--status", choices=("ok", "error", "cancelled"), action="append", help="only this status (repeatable)"
+    )
+
+
+def add_data_commands(sub, common) -> None:
+    p = sub.add_parser("export", help="export request records as CSV, JSON or JSONL")
+    common(p)
+    p.add_argument("--format", choices=("csv", "json", "jsonl"), default="jsonl")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    add_filter_arguments(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("stats", help="requests, errors, latency and cost per model")
+    common(p)
+    add_filter_arguments(p)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("cleanup", help="delete records, rollups and log files past retention")
+    common(p)
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    p.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        dest="older_than",
+        help="delete raw records older than this (e.g. 30d) instead of retention.raw_days",
+    )
+    p.set_defaults(func=cmd_cleanup)

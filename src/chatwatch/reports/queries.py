@@ -1,0 +1,324 @@
+"""Read side for the dashboard and alerts.
+
+Every function takes the store and a `Filters`. Aggregates come either from raw rows
+("exact": numpy's default percentile on the real values) or from the rollups
+("histogram": sums are still exact, percentiles are estimated from log-spaced histograms
+within 5 %). Exact is used when the filters need raw rows (session, error type, text
+search; all indexed or bounded by the time index) or when the range holds at most
+`store.exact_rows_limit` requests; every result says which method it used. How the
+sums and histograms are read lives in `aggregate`; this module shapes them into results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from chatwatch.reports.aggregate import (  # noqa: F401 - Filters, request_conditions and choose_method are this API too
+    LATENCY_QS,
+    TTFT_QS,
+    Filters,
+    Method,
+    _collect,
+    _Collected,
+    choose_method,
+    request_conditions,
+)
+from chatwatch.store import histogram, rollups
+from chatwatch.store.record import RequestRecord
+from chatwatch.store.records import Store, nanousd_to_usd, row_to_record
+from chatwatch.store.schema import feedback, requests
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests: int
+    errors: int
+    cancelled: int
+    error_rate: float | None  # errors / all requests; None without requests
+    latency_mean_s: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_p99_s: float | None
+    ttft_mean_s: float | None
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    output_tokens_per_s: float | None  # decode-phase output tokens / decode time
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cost_usd: Decimal  # exact sum of priced requests
+    unpriced: int  # requests without a price (cost unknown, not zero)
+    percentile_method: Method
+    model: str | None = None  # set by per_model()
+
+
+@dataclass(frozen=True)
+class Timeseries:
+    """One row per (bucket, model) with requests: bucket (UTC), model, requests, errors,
+    cancelled, latency_p50_s, latency_p95_s, ttft_p50_s, input_tokens, output_tokens,
+    output_tokens_per_s, cost_nanousd (exact), cost_usd (float, for charts),
+    rss_after_max_bytes, system_available_min_bytes."""
+
+    frame: pd.DataFrame
+    bucket: timedelta
+    percentile_method: Method
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Non-empty histogram buckets per model: model, bucket, lo_s, hi_s, count."""
+
+    frame: pd.DataFrame
+    percentile_method: Method
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[RequestRecord]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@dataclass(frozen=True)
+class FeedbackCount:
+    model: str
+    up: int
+    down: int
+
+    @property
+    def total(self) -> int:
+        return self.up + self.down
+
+    @property
+    def up_ratio(self) -> float | None:
+        return self.up / self.total if self.total else None
+
+
+# --- public queries -----------------------------------------------------------------------
+
+
+def summary(store: Store, filters: Filters = Filters()) -> Summary:
+    return _summary_of(_collect(store, filters, ()))
+
+
+def per_model(store: Store, filters: Filters = Filters()) -> list[Summary]:
+    return _per_model_of(_collect(store, filters, ("model",)))
+
+
+def timeseries(store: Store, filters: Filters, bucket: timedelta | int) -> Timeseries:
+    """Per-model metrics per time bucket (bucket: a whole number of minutes, epoch-aligned
+    in UTC). Buckets without requests are absent. Choose buckets so a range has at most a
+    few hundred: a long range in small buckets reads minute rollups."""
+    step, step_us = _step(bucket)
+    return _timeseries_of(_collect(store, filters, ("ts", "model"), step_us), step)
+
+
+def memory_timeseries(store: Store, filters: Filters, bucket: timedelta | int) -> pd.DataFrame:
+    """Memory over time across models: bucket, rss_after_max_bytes, system_available_min_bytes."""
+    return memory_frame(timeseries(store, filters, bucket).frame)
+
+
+def memory_frame(timeseries: pd.DataFrame) -> pd.DataFrame:
+    """Memory over time across models, from a `timeseries` frame (typed even when empty)."""
+    if timeseries.empty:
+        return pd.DataFrame(
+            {
+                "bucket": pd.Series(dtype="datetime64[ns, UTC]"),
+                "rss_after_max_bytes": pd.Series(dtype=float),
+                "system_available_min_bytes": pd.Series(dtype=float),
+            }
+        )
+    return timeseries.groupby("bucket", as_index=False).agg(
+        rss_after_max_bytes=("rss_after_max_bytes", "max"),
+        system_available_min_bytes=("system_available_min_bytes", "min"),
+    )
+
+
+def ttft_histogram(store: Store, filters: Filters = Filters()) -> Histogram:
+    return _histogram_of(_collect(store, filters, ("model",)), "ttft")
+
+
+def latency_histogram(store: Store, filters: Filters = Filters()) -> Histogram:
+    return _histogram_of(_collect(store, filters, ("model",)), "latency")
+
+
+@dataclass(frozen=True)
+class Overview:
+    summary: Summary
+    per_model: list[Summary]
+    timeseries: Timeseries
+    ttft_histogram: Histogram
+    latency_histogram: Histogram
+
+
+def overview(store: Store, filters: Filters, bucket: timedelta | int) -> Overview:
+    """Everything the dashboard's main view charts, from ONE read of the rollups (or raw
+    rows): the same results as the separate functions, at the cost of one of them."""
+    step, step_us = _step(bucket)
+    by_time = _collect(store, filters, ("ts", "model"), step_us)
+    by_model = by_time.regrouped(("model",))
+    return Overview(
+        summary=_summary_of(by_time.regrouped(())),
+        per_model=_per_model_of(by_model),
+        timeseries=_timeseries_of(by_time, step),
+        ttft_histogram=_histogram_of(by_model, "ttft"),
+        latency_histogram=_histogram_of(by_model, "latency"),
+    )
+
+
+def _step(bucket: timedelta | int) -> tuple[timedelta, int]:
+    step = bucket if isinstance(bucket, timedelta) else timedelta(seconds=bucket)
+    step_us = step // timedelta(microseconds=1)
+    if step_us <= 0 or step_us % (rollups.MINUTE_S * 1_000_000):
+        raise ValueError(f"timeseries bucket must be a whole number of minutes, not {step}")
+    return step, step_us
+
+
+def recent_errors(store: Store, filters: Filters = Filters(), limit: int = 20) -> list[RequestRecord]:
+    """The newest failed requests (status error) matching the other filters."""
+    return list_requests(store, replace(filters, statuses=("error",)), page=1, page_size=limit).records
+
+
+def list_requests(store: Store, filters: Filters = Filters(), page: int = 1, page_size: int = 50) -> Page:
+    """Requests newest first, one page of them, with the total count for the filters."""
+    if page < 1 or page_size < 1:
+        raise ValueError("page and page_size start at 1")
+    where = request_conditions(filters)
+    r = requests.c
+    rows_q = (
+        sa.select(requests)
+        .where(*where)
+        .order_by(r.started_us.desc(), r.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    with store.engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(requests).where(*where)).scalar_one()
+        records = [row_to_record(row) for row in conn.execute(rows_q)]
+    return Page(records, int(total), page, page_size)
+
+
+def feedback_by_model(store: Store, filters: Filters = Filters()) -> list[FeedbackCount]:
+    """Thumbs per model for feedback given in the range (models / session filters apply)."""
+    f = feedback.c
+    cond = []
+    if filters.since_us is not None:
+        cond.append(f.created_us >= filters.since_us)
+    if filters.until_us is not None:
+        cond.append(f.created_us < filters.until_us)
+    if filters.models:
+        cond.append(f.model.in_(list(filters.models)))
+    if filters.session_id:
+        cond.append(f.session_id == filters.session_id)
+    up = sa.func.coalesce(sa.func.sum(f.score), 0)
+    q = sa.select(f.model, up, sa.func.count() - up).where(*cond).group_by(f.model).order_by(f.model)
+    with store.engine.connect() as conn:
+        return [FeedbackCount(m, int(u), int(d)) for m, u, d in conn.execute(q)]
+
+
+# --- assembling results -------------------------------------------------------------------
+
+
+def _summary_of(c: _Collected) -> Summary:
+    pct = c.percentiles(LATENCY_QS, TTFT_QS)
+    row = c.sums.iloc[0] if len(c.sums) else None
+    return _summary(row, pct.iloc[0] if len(pct) else None, c.method)
+
+
+def _per_model_of(c: _Collected) -> list[Summary]:
+    pct = c.percentiles(LATENCY_QS, TTFT_QS).set_index("model")
+    out = []
+    for _, row in c.sums.iterrows():
+        s = _summary(row, pct.loc[row["model"]], c.method)
+        out.append(Summary(**{**s.__dict__, "model": str(row["model"])}))
+    return out
+
+
+def _timeseries_of(c: _Collected, step: timedelta) -> Timeseries:
+    sums = c.sums
+    pct = c.percentiles((50.0, 95.0), (50.0,))
+    out = pd.DataFrame(
+        {
+            "bucket": pd.to_datetime(sums["ts"].astype("int64"), unit="us", utc=True),
+            "model": sums["model"].astype(str),
+            "requests": sums["requests"],
+            "errors": sums["errors"],
+            "cancelled": sums["cancelled"],
+            "latency_p50_s": pct["latency_p50"].to_numpy(dtype=float),
+            "latency_p95_s": pct["latency_p95"].to_numpy(dtype=float),
+            "ttft_p50_s": pct["ttft_p50"].to_numpy(dtype=float),
+            "input_tokens": sums["input_tokens"],
+            "output_tokens": sums["output_tokens"],
+            "output_tokens_per_s": _ratio(sums["decode_output_tokens"], sums["decode_s"]),
+            "cost_nanousd": sums["cost_nanousd"],
+            "cost_usd": sums["cost_nanousd"] / 1e9,
+            "rss_after_max_bytes": sums[rollups.GAUGE_MAX],
+            "system_available_min_bytes": sums[rollups.GAUGE_MIN],
+        }
+    ).sort_values(["bucket", "model"], ignore_index=True)
+    return Timeseries(out, step, c.method)
+
+
+def _histogram_of(c: _Collected, metric: str) -> Histogram:
+    groups, matrices = c.histograms()
+    g, b = np.nonzero(matrices[metric])
+    frame = pd.DataFrame(
+        {
+            "model": groups["model"].to_numpy()[g] if len(g) else pd.Series(dtype=object),
+            "bucket": b,
+            "lo_s": [histogram.bounds(int(i))[0] for i in b],
+            "hi_s": [histogram.bounds(int(i))[1] for i in b],
+            "count": matrices[metric][g, b],
+        }
+    )
+    return Histogram(frame, c.method)
+
+
+def _summary(row: pd.Series | None, pct: pd.Series | None, method: Method) -> Summary:
+    def num(name: str) -> int:
+        return 0 if row is None else int(row[name])
+
+    def ratio(a: str, b: str) -> float | None:
+        return None if row is None or not row[b] else float(row[a]) / float(row[b])
+
+    def p(name: str) -> float | None:
+        if pct is None or name not in pct or pd.isna(pct[name]):
+            return None
+        return float(pct[name])
+
+    requests_n = num("requests")
+    return Summary(
+        requests=requests_n,
+        errors=num("errors"),
+        cancelled=num("cancelled"),
+        error_rate=num("errors") / requests_n if requests_n else None,
+        latency_mean_s=ratio("latency_sum_s", "latency_n"),
+        latency_p50_s=p("latency_p50"),
+        latency_p95_s=p("latency_p95"),
+        latency_p99_s=p("latency_p99"),
+        ttft_mean_s=ratio("ttft_sum_s", "ttft_n"),
+        ttft_p50_s=p("ttft_p50"),
+        ttft_p95_s=p("ttft_p95"),
+        output_tokens_per_s=ratio("decode_output_tokens", "decode_s"),
+        input_tokens=num("input_tokens"),
+        output_tokens=num("output_tokens"),
+        cache_read_tokens=num("cache_read_tokens"),
+        cost_usd=nanousd_to_usd(num("cost_nanousd")) or Decimal(0),
+        unpriced=num("unpriced"),
+        percentile_method=method,
+    )
+
+
+def _ratio(a: pd.Series, b: pd.Series) -> pd.Series:
+    return (a / b.where(b > 0)).astype("float64")

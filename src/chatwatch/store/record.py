@@ -1,0 +1,82 @@
+"""RequestRecord: the one record type that flows from a model call to the store, the
+dashboard, alerts and exporters. Its field names are also the export schema."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+Status = Literal["ok", "error", "cancelled"]
+PriceSource = Literal["genai-prices", "config", "local", "unpriced"]
+
+NANO = Decimal("1e-9")
+
+
+@dataclass
+class RequestRecord:
+    id: str
+    started_at: datetime  # timezone-aware UTC
+    instance: str
+    session_id: str
+    conversation_id: str | None
+    model: str
+    provider: str
+    provider_model: str
+    response_model: str | None
+    stream: bool
+    status: Status
+    error_type: str | None
+    error_message: str | None
+    queue_s: float
+    latency_s: float | None
+    ttft_s: float | None
+    output_tokens_per_s: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    reasoning_tokens: int | None
+    token_source: str | None
+    prompt_chars: int
+    response_chars: int
+    cost_usd: Decimal | None
+    price_source: PriceSource
+    rss_before_bytes: int | None
+    rss_after_bytes: int | None
+    system_available_bytes: int | None
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    finish_reason: str | None
+    app_version: str
+    # Only filled when [privacy] capture_content = true (after redaction).
+    prompt_text: str | None = None
+    response_text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cost_nanousd(self) -> int | None:
+        """Cost in integer nano-dollars: how it is stored, so sums are exact."""
+        if self.cost_usd is None:
+            return None
+        return int((self.cost_usd / NANO).to_integral_value())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready export form: ISO 8601 time, cost as a decimal string."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        d["started_at"] = iso(self.started_at)
+        d["cost_usd"] = None if self.cost_usd is None else format(self.cost_usd.normalize(), "f")
+        return d
+
+
+EXPORT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRecord) if f.name != "extra")
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

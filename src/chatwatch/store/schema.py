@@ -1,0 +1,140 @@
+"""Tables of the store (SQLAlchemy Core), identical on SQLite and PostgreSQL.
+
+Times are integer microseconds since the Unix epoch (UTC) so that range queries, bucketing
+and indexes behave the same on both backends; costs are integer nano-dollars so sums are
+exact. Migrations (store/migrations/) create and change these tables in order.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_us", sa.BigInteger, nullable=False),
+    sa.Column("instance", sa.String(200), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(64)),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("provider_model", sa.String(300), nullable=False),
+    sa.Column("response_model", sa.String(300)),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_type", sa.String(32)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("queue_s", sa.Float, nullable=False),
+    sa.Column("latency_s", sa.Float),
+    sa.Column("ttft_s", sa.Float),
+    sa.Column("output_tokens_per_s", sa.Float),
+    sa.Column("input_tokens", sa.Integer),
+    sa.Column("output_tokens", sa.Integer),
+    sa.Column("cache_read_tokens", sa.Integer),
+    sa.Column("reasoning_tokens", sa.Integer),
+    sa.Column("token_source", sa.String(16)),
+    sa.Column("prompt_chars", sa.Integer, nullable=False),
+    sa.Column("response_chars", sa.Integer, nullable=False),
+    sa.Column("cost_nanousd", sa.BigInteger),
+    sa.Column("price_source", sa.String(16), nullable=False),
+    sa.Column("rss_before_bytes", sa.BigInteger),
+    sa.Column("rss_after_bytes", sa.BigInteger),
+    sa.Column("system_available_bytes", sa.BigInteger),
+    sa.Column("temperature", sa.Float),
+    sa.Column("top_p", sa.Float),
+    sa.Column("max_tokens", sa.Integer),
+    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("app_version", sa.String(32), nullable=False),
+    sa.Column("prompt_text", sa.Text),
+    sa.Column("response_text", sa.Text),
+    sa.Index("ix_requests_started", "started_us"),
+    sa.Index("ix_requests_model_started", "model", "started_us"),
+    sa.Index("ix_requests_session_started", "session_id", "started_us"),
+    sa.Index("ix_requests_status_started", "status", "started_us"),
+)
+
+model_loads = sa.Table(
+    "model_loads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("loaded_us", sa.BigInteger, nullable=False),
+    sa.Column("instance", sa.String(200), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("path", sa.Text),
+    sa.Column("load_s", sa.Float, nullable=False),
+    sa.Column("file_bytes", sa.BigInteger),
+    sa.Column("rss_before_bytes", sa.BigInteger),
+    sa.Column("rss_after_bytes", sa.BigInteger),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error_message", sa.Text),
+    sa.Index("ix_model_loads_loaded", "loaded_us"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("score", sa.SmallInteger, nullable=False),  # 1 = thumbs up, 0 = thumbs down
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_feedback_created", "created_us"),
+)
+
+# Short-lived exclusive claims between processes and replicas (retention runs,
+# alert notifications): a row is held by `holder` until `expires_us`.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+)
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_us", sa.BigInteger, nullable=False),
+)
+
+# Pre-aggregated request metrics per time bucket (grain_s = 60 or 3600), model and status,
+# updated in the same transaction as each request row (store/rollups.py). Sums let the
+# dashboard compute means, rates and tokens/s over long ranges without scanning raw rows;
+# the latency and TTFT histograms (store/histogram.py) give percentiles. A histogram is
+# a blob of sparse (bucket, count) pairs in the row itself, so a 7-day view reads one row
+# per hour, model and status instead of one per occupied histogram bucket.
+# WITHOUT ROWID on SQLite: the primary key is the table, so range scans by (grain, time)
+# read contiguous pages and each upsert touches one B-tree instead of two.
+rollups = sa.Table(
+    "rollups",
+    metadata,
+    sa.Column("grain_s", sa.Integer, primary_key=True),
+    sa.Column("bucket_us", sa.BigInteger, primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("latency_n", sa.Integer, nullable=False),
+    sa.Column("latency_sum_s", sa.Float, nullable=False),
+    sa.Column("ttft_n", sa.Integer, nullable=False),
+    sa.Column("ttft_sum_s", sa.Float, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False),
+    # Decode phase (latency - ttft) of requests that have both, with their output tokens:
+    # tokens/s = decode_output_tokens / decode_s.
+    sa.Column("decode_s", sa.Float, nullable=False),
+    sa.Column("decode_output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("unpriced", sa.Integer, nullable=False),
+    # Memory gauge: worst values seen in the bucket.
+    sa.Column("rss_after_max_bytes", sa.BigInteger),
+    sa.Column("system_available_min_bytes", sa.BigInteger),
+    sa.Column("latency_hist", sa.LargeBinary),
+    sa.Column("ttft_hist", sa.LargeBinary),
+    sqlite_with_rowid=False,
+)

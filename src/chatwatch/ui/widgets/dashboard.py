@@ -1,0 +1,218 @@
+"""Streamlit rendering of the dashboard and of one request's detail. Logic lives in the
+pure modules (dashboard_charts, dashboard_format, dashboard_logs); this only lays it out.
+
+Text that came from prompts, replies, errors or logs goes through st.dataframe, st.text
+or st.code only, which show it as text (never markdown or HTML).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import streamlit as st
+
+import chatwatch.i18n  # noqa: F401
+from chatwatch.config import Settings
+from chatwatch.i18n import t
+from chatwatch.reports.dashboard import DashboardData
+from chatwatch.reports.export import MEDIA_TYPES
+from chatwatch.reports.logsearch import find_log_lines
+from chatwatch.reports.queries import Filters
+from chatwatch.store.records import Store
+from chatwatch.telemetry import memory
+from chatwatch.ui.data import export_data, request_detail
+from chatwatch.ui.widgets import charts
+from chatwatch.ui.widgets.format import (
+    exact_usd,
+    fmt_bytes,
+    fmt_cost,
+    fmt_int,
+    fmt_pct,
+    fmt_rate,
+    fmt_satisfaction,
+    fmt_seconds,
+    fmt_time,
+)
+
+KPI_COLUMNS = 4  # wide enough for '12.3 tok/s' on a laptop screen
+PERCENT = st.column_config.NumberColumn(format="%.2f %%")
+SECONDS = st.column_config.NumberColumn(format="%.3f")
+
+
+Kpi = tuple[str, str, str | None, str | None]  # label, value, delta (a neutral note), help
+
+
+def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kpi]:
+    """(label, value, delta, help) of every KPI, in display order."""
+    s = data.overview.summary
+    sat = data.satisfaction
+    # "+N unpriced" goes under the cost as a neutral note, so the value itself stays readable.
+    unpriced = t("dash.unpriced_suffix", lang, n=f"{s.unpriced:,}") if 0 < s.unpriced < s.requests else None
+    return [
+        (t("dash.kpi.requests", lang), fmt_int(s.requests), None, None),
+        (
+            t("dash.kpi.error_rate", lang),
+            fmt_pct(s.error_rate),
+            None,
+            t("dash.kpi.error_rate.help", lang, errors=f"{s.errors:,}", requests=f"{s.requests:,}"),
+        ),
+        (t("dash.kpi.latency_mean", lang), fmt_seconds(s.latency_mean_s), None, None),
+        (t("dash.kpi.latency_p50", lang), fmt_seconds(s.latency_p50_s), None, None),
+        (t("dash.kpi.latency_p95", lang), fmt_seconds(s.latency_p95_s), None, None),
+        (t("dash.kpi.latency_p99", lang), fmt_seconds(s.latency_p99_s), None, None),
+        (t("dash.kpi.ttft_p50", lang), fmt_seconds(s.ttft_p50_s), None, None),
+        (t("dash.kpi.ttft_p95", lang), fmt_seconds(s.ttft_p95_s), None, None),
+        (
+            t("dash.kpi.tokens_per_s", lang),
+            fmt_rate(s.output_tokens_per_s),
+            None,
+            t("dash.kpi.tokens_per_s.help", lang),
+        ),
+        (t("dash.kpi.input_tokens", lang), fmt_int(s.input_tokens), None, None),
+        (t("dash.kpi.output_tokens", lang), fmt_int(s.output_tokens), None, None),
+        (
+            t("dash.kpi.cost", lang),
+            fmt_cost(s.cost_usd, s.unpriced, s.requests, lang, note=False),
+            unpriced,
+            t("dash.kpi.cost.help", lang, exact=exact_usd(s.cost_usd), unpriced=f"{s.unpriced:,}"),
+        ),
+        (t("dash.kpi.rss", lang), fmt_bytes(sample.rss_bytes), None, t("dash.kpi.rss.help", lang)),
+        (
+            t("dash.kpi.available", lang),
+            fmt_bytes(sample.system_available_bytes),
+            None,
+            t("dash.kpi.available.help", lang),
+        ),
+        (
+            t("dash.kpi.satisfaction", lang),
+            fmt_satisfaction(sat.up, sat.total, lang),
+            None,
+            t("dash.kpi.satisfaction.help", lang, up=f"{sat.up:,}", total=f"{sat.total:,}"),
+        ),
+    ]
+
+
+def render_dashboard(data: DashboardData, store: Store, lang: str, updated: datetime, range_label: str) -> None:
+    st.caption(t("dash.updated", lang, time=updated.strftime("%H:%M:%S"), range=range_label))
+    st.caption(t(f"dash.method.{data.overview.summary.percentile_method}", lang))
+    items = kpis(data, lang, memory.sample())
+    for start in range(0, len(items), KPI_COLUMNS):
+        for col, (label, value, delta, help_) in zip(st.columns(KPI_COLUMNS), items[start : start + KPI_COLUMNS]):
+            col.metric(label, value, delta, delta_color="off", delta_arrow="off", help=help_, border=True)
+    ov = data.overview
+    if ov.summary.requests == 0:
+        st.info(t("dash.empty", lang))
+    else:
+        ts = ov.timeseries.frame
+        colors = charts.model_colors([s.model or "?" for s in ov.per_model])
+        left, right = st.columns([1, 2])
+        left.plotly_chart(charts.model_share(ov.per_model, lang, colors), key="chart_share")
+        right.plotly_chart(charts.requests_errors(ts, lang, colors), key="chart_requests")
+        left, right = st.columns(2)
+        left.plotly_chart(charts.latency_over_time(ts, lang, colors), key="chart_latency")
+        right.plotly_chart(charts.tokens_cost_over_time(ts, lang, colors), key="chart_tokens_cost")
+        left, right = st.columns(2)
+        left.plotly_chart(charts.ttft_distribution(ov.ttft_histogram, lang, colors), key="chart_ttft")
+        right.plotly_chart(charts.memory_over_time(data.memory, lang), key="chart_memory")
+        st.subheader(t("dash.models_table", lang))
+        st.dataframe(
+            charts.model_table(ov.per_model, data.feedback, lang),
+            hide_index=True,
+            column_config={
+                t("dash.col.error_rate", lang): PERCENT,
+                t("dash.col.satisfaction", lang): PERCENT,
+                t("dash.col.latency_p50", lang): SECONDS,
+                t("dash.col.latency_p95", lang): SECONDS,
+                t("dash.col.ttft_p50", lang): SECONDS,
+                t("dash.col.tokens_per_s", lang): st.column_config.NumberColumn(format="%.1f"),
+                t("dash.col.cost_per_1k", lang): st.column_config.NumberColumn(
+                    format="$%.4f", help=t("dash.col.cost_per_1k.help", lang)
+                ),
+            },
+        )
+    st.subheader(t("dash.errors_table", lang))
+    if data.recent_errors:
+        st.dataframe(charts.errors_table(data.recent_errors, lang), hide_index=True)
+    else:
+        st.caption(t("dash.no_errors", lang))
+    render_export(store, data.filters, lang, updated)
+
+
+def render_export(store: Store, filters: Filters, lang: str, now: datetime) -> None:
+    """One click each: the file is produced when clicked (a callable), never behind a button."""
+    st.subheader(t("dash.export", lang))
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    json_col, csv_col, _ = st.columns([1, 1, 3])
+    for col, fmt in ((json_col, "json"), (csv_col, "csv")):
+        col.download_button(
+            t(f"dash.export.{fmt}", lang),
+            data=export_data(store, fmt, filters),
+            file_name=f"chatwatch-requests-{stamp}.{fmt}",
+            mime=MEDIA_TYPES[fmt],
+            icon="⬇️",
+            on_click="ignore",
+            key=f"export_{fmt}",
+            help=t("dash.export.help", lang),
+        )
+
+
+# --- one request ------------------------------------------------------------------------------
+
+
+def render_request_detail(settings: Settings, request_id: str, lang: str) -> None:
+    record, thumb = request_detail(settings, request_id)
+    if record is None:
+        st.warning(t("req.not_found", lang))
+        return
+    st.code(record.id, language=None)
+    fields, texts = st.columns([1, 1])
+    with fields:
+        st.markdown(f"**{t('req.fields', lang)}**")
+        st.dataframe(charts.record_fields(record, lang), hide_index=True, height=420)
+    with texts:
+        if record.error_message:
+            st.markdown(f"**{t('req.error', lang)}**")
+            st.code(f"[{record.error_type or '?'}] {record.error_message}", language=None, wrap_lines=True)
+        if record.prompt_text is None and record.response_text is None:
+            st.caption(t("req.no_content", lang))
+        for label, text in (("req.prompt", record.prompt_text), ("req.response", record.response_text)):
+            if text is not None:
+                st.markdown(f"**{t(label, lang)}**")
+                st.text(text)
+        st.markdown(f"**{t('req.feedback', lang)}**")
+        if thumb is None:
+            st.caption(t("req.feedback.none", lang))
+        else:
+            key = "req.feedback.up" if thumb.score else "req.feedback.down"
+            st.caption(t(key, lang, time=fmt_time(thumb.created_at)))
+    render_log_lines(settings, record.id, record.started_at, lang)
+
+
+def render_log_lines(settings: Settings, request_id: str, started: datetime, lang: str) -> None:
+    st.markdown(f"**{t('req.logs', lang)}**")
+    scan = find_log_lines(settings.app.log_dir, request_id, started)
+    if not scan.lines:
+        st.caption(t("req.logs.none", lang, dir=settings.app.log_dir))
+    else:
+        rows = [
+            {
+                t("req.col.time", lang): str(d.get("timestamp", "")),
+                t("req.col.level", lang): str(d.get("level", "")),
+                t("req.col.logger", lang): str(d.get("logger", "")),
+                t("req.col.log_message", lang): str(d.get("message", "")),
+                t("req.col.file", lang): str(d.get("_file", "")),
+            }
+            for d in scan.lines
+        ]
+        st.dataframe(rows, hide_index=True)
+        with st.expander(t("req.logs.raw", lang)):
+            st.code(
+                "\n".join(
+                    json.dumps({k: v for k, v in d.items() if k != "_file"}, ensure_ascii=False) for d in scan.lines
+                ),
+                language="json",
+            )
+    st.caption(t("req.logs.scanned", lang, lines=len(scan.lines), files=scan.files_scanned))
+    if scan.capped:
+        st.caption(t("req.logs.capped", lang, mb=round(scan.bytes_scanned / 1024 / 1024, 1)))
