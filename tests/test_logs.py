@@ -19,15 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from chatwatch.logs import configure as logs
+from chatwatch import config
 from chatwatch.logs.configure import (
+    close_logging,
     configure_logging,
-    content_for_log,
+    current_setup,
     get_logger,
     log_context,
     prune_logs,
 )
+from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.privacy import register_secret
+from chatwatch.runtime import Runtime
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROTATED = re.compile(r"^(?P<stem>.+)\.(?P<day>\d{4}-\d{2}-\d{2})\.(?P<seq>\d{3})\.jsonl\.gz$")
@@ -37,9 +40,7 @@ DAY = 86400
 @pytest.fixture(autouse=True)
 def _no_leftover_setup():
     yield
-    setup = logs.current_setup()
-    if setup is not None:
-        setup.close()
+    close_logging()
 
 
 def strict_json(line: str) -> dict:
@@ -60,38 +61,62 @@ def chatwatch_handlers() -> list[logging.Handler]:
     return [h for h in logging.getLogger("chatwatch").handlers if not type(h).__module__.startswith("_pytest")]
 
 
-def test_configure_once_per_process(tmp_path: Path) -> None:
-    first = configure_logging(tmp_path, role="app", instance="h:1")
-    assert configure_logging(tmp_path / "other", role="cli", level="DEBUG") is first
-    assert len(chatwatch_handlers()) == 1
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "chatwatch-log-writer"]
+
+
+def test_reconfigure_replaces_the_previous_setup(tmp_path: Path) -> None:
+    first = configure_logging(tmp_path, role="app", instance="h:1", console=False)
     assert first.path == tmp_path / "chatwatch-app-h-1.jsonl"
-    first.close()
-    assert chatwatch_handlers() == []
+    get_logger("t").info("to the first")
+    get_logger("t").debug("below the first's level")
+
+    second = configure_logging(tmp_path / "other", role="cli", instance="h:1", level="DEBUG", console=False)
+    assert first.closed and current_setup() is second
+    assert len(chatwatch_handlers()) == 1 and len(writer_threads()) == 1
+    get_logger("t").debug("to the second")
+    second.flush()
+    assert [ln["message"] for ln in read_lines(first.path)] == ["to the first"]  # written before it closed
+    assert [ln["message"] for ln in read_lines(second.path)] == ["to the second"]
+
+    # The same role and folder again: the file is taken over, not duplicated as `-2`.
+    third = configure_logging(tmp_path / "other", role="cli", instance="h:1", console=False)
+    assert third.path == second.path and second.closed
+    get_logger("t").info("to the third")
+    first.close()  # a replaced setup's close (its runtime closing late) changes nothing
+    assert current_setup() is third and len(chatwatch_handlers()) == 1
+    third.close()
+    assert [ln["message"] for ln in read_lines(third.path)] == ["to the second", "to the third"]
+    assert chatwatch_handlers() == [] and writer_threads() == []
     assert logging.getLogger("chatwatch").propagate is True
-    second = configure_logging(tmp_path, role="app", instance="h:1")
-    assert second is not first and len(chatwatch_handlers()) == 1
+    third.close()  # idempotent
 
 
 RELOADER = r"""
 import importlib, logging, sys
 from chatwatch.logs import configure as logs
+from chatwatch.logs.configure import log_context as first_module_context
 first = logs.configure_logging(sys.argv[1], role="app", instance="h:1", console=False)
+logging.getLogger("chatwatch.t").warning("before reload")
 importlib.reload(logs)  # Streamlit's watcher reloads edited modules...
-assert logs.configure_logging(sys.argv[1], role="app", instance="h:1") is first
+second = logs.configure_logging(sys.argv[1], role="app", instance="h:1", console=False)
+assert first.closed and second.path == first.path
 del sys.modules["chatwatch.logs.configure"]  # ...or drops them and imports them afresh
 fresh = importlib.import_module("chatwatch.logs.configure")
-assert fresh is not logs and fresh.configure_logging(sys.argv[1], role="app", instance="h:1") is first
+third = fresh.configure_logging(sys.argv[1], role="app", instance="h:1", console=False)
+assert fresh is not logs and second.closed and fresh.current_setup() is third
 assert len(logging.getLogger("chatwatch").handlers) == 1
-with fresh.log_context(request_id="r-fresh"):  # reaches the filter installed by the first import
+with first_module_context(request_id="r-fresh"):  # the context of the first import reaches the new filter
     logging.getLogger("chatwatch.t").warning("after reload")
 """
 
 
-def test_reloaded_module_reuses_the_setup(tmp_path: Path) -> None:
+def test_reloaded_module_replaces_the_setup(tmp_path: Path) -> None:
     # In a child process: reloading here would leave two versions of the module in the suite.
     subprocess.run([sys.executable, "-c", RELOADER, str(tmp_path)], check=True, env=_env(), timeout=60)
-    (line,) = read_lines(tmp_path / "chatwatch-app-h-1.jsonl")
-    assert line["request_id"] == "r-fresh" and line["message"] == "after reload"
+    lines = read_lines(tmp_path / "chatwatch-app-h-1.jsonl")
+    assert [ln["message"] for ln in lines] == ["before reload", "after reload"]
+    assert lines[1]["request_id"] == "r-fresh"
 
 
 def _env() -> dict[str, str]:
@@ -324,26 +349,6 @@ def test_registered_secret_never_reaches_the_logs(tmp_path: Path, capsys: pytest
     assert all(strict_json(line) for line in setup.path.read_text().splitlines())
 
 
-def test_prompt_text_only_with_capture_content(tmp_path: Path) -> None:
-    prompt = "my mail is ana@example.org and my card 4111 1111 1111 1111"
-    assert content_for_log(prompt, False) is None
-    assert content_for_log(prompt) is None  # not configured: off
-
-    setup = configure_logging(tmp_path / "off", role="app", instance="i", console=False)
-    get_logger("t").info("prompt received", extra={"prompt": content_for_log(prompt), "chars": len(prompt)})
-    setup.flush()
-    line = read_lines(setup.path)[-1]
-    assert line["prompt"] is None and line["chars"] == len(prompt)
-    assert "ana@example.org" not in setup.path.read_text()
-    setup.close()
-
-    setup = configure_logging(tmp_path / "on", role="app", instance="i", console=False, capture_content=True)
-    get_logger("t").info("prompt received", extra={"prompt": content_for_log(prompt)})
-    setup.flush()
-    assert read_lines(setup.path)[-1]["prompt"] == "my mail is [email] and my card [number]"
-    assert content_for_log("y" * 50, True, max_chars=10) == "y" * 10 + "… [+40 chars]"
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_configures_its_own_file(tmp_path: Path) -> None:
     parent = configure_logging(tmp_path, role="app", instance="parent", console=False)
@@ -364,3 +369,84 @@ def test_forked_child_configures_its_own_file(tmp_path: Path) -> None:
     parent.flush()
     assert [ln["message"] for ln in read_lines(tmp_path / "chatwatch-app-child.jsonl")] == ["from child"]
     assert [ln["message"] for ln in read_lines(parent.path)] == ["from parent"]
+
+
+def slow_disk(setup, seconds: float) -> None:
+    """Make each write of the file handler take `seconds` (a disk that stalls)."""
+    write = setup.file_handler.emit
+
+    def stalled(record: logging.LogRecord) -> None:
+        time.sleep(seconds)
+        write(record)
+
+    setup.file_handler.emit = stalled
+
+
+def test_a_slow_disk_does_not_block_the_request_thread(tmp_path: Path) -> None:
+    setup = configure_logging(tmp_path, role="app", instance="i", console=False)
+    slow_disk(setup, 0.05)
+    log = get_logger("t")
+    took = []
+    for i in range(20):  # the writer needs 20 x 50 ms = 1 s for these
+        t0 = time.perf_counter()
+        log.info("line %d", i)
+        took.append(time.perf_counter() - t0)
+    assert sum(took) < 0.25, f"logging 20 lines took {sum(took):.3f} s on the request thread"
+    assert len(setup.path.read_text().splitlines()) < 20  # the writer really was behind
+    assert setup.flush(timeout=10)
+    assert [ln["message"] for ln in read_lines(setup.path)] == [f"line {i}" for i in range(20)]
+
+
+def test_a_full_queue_drops_lines_and_says_how_many(tmp_path: Path) -> None:
+    setup = configure_logging(tmp_path, role="app", instance="i", console=False, queue_size=5)
+    slow_disk(setup, 0.02)
+    log = get_logger("t")
+    for i in range(60):
+        log.info("line %d", i)
+    assert setup.flush(timeout=10)
+    lines = read_lines(setup.path)
+    written = [ln for ln in lines if ln["message"].startswith("line ")]
+    notes = [ln for ln in lines if "log lines dropped" in ln["message"]]
+    assert notes and all(ln["level"] == "WARNING" for ln in notes)
+    assert len(written) + sum(ln["dropped"] for ln in notes) == 60
+    assert setup.dropped == 60 - len(written)
+    seqs = [int(ln["message"].split()[1]) for ln in written]
+    assert seqs == sorted(seqs)  # dropped, never reordered
+
+
+def test_secrets_are_scrubbed_in_the_writer_thread(tmp_path: Path) -> None:
+    setup = configure_logging(tmp_path, role="app", instance="i", console=False)
+    slow_disk(setup, 0.2)
+    log = get_logger("t")
+    log.info("first")  # the writer is now stuck on this one for 0.2 s
+    key = "zz-" + os.urandom(10).hex()
+    log.info("late key %s", key)  # queued unscrubbed: the key is not known yet...
+    register_secret(key)  # ...and is registered before the writer reaches the line
+    assert setup.flush(timeout=10)
+    text = setup.path.read_text()
+    assert key not in text and "late key [secret]" in text
+
+
+def test_unwritable_log_dir_is_reported_and_the_chat_goes_on(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the log folder should be\n")
+    setup = configure_logging(blocker / "logs", role="app", instance="i", console=False)
+    err = capfd.readouterr().err
+    assert f"cannot write log files in {blocker / 'logs'}" in err and "Traceback" not in err
+    assert setup.path is None and setup.error
+    get_logger("t").warning("nowhere to go")
+    assert setup.flush()
+    setup.close()
+
+    raw = {
+        "app": {"data_dir": str(tmp_path / "data"), "log_dir": str(blocker / "logs")},
+        "models": [{"id": "smollm2", "kind": "llama_cpp", "n_ctx": 1024}],
+    }
+    with Runtime(config.parse(raw), role="cli") as rt:
+        with rt.chat(
+            "smollm2", [Message("user", "Say hi.")], GenerationSettings(max_tokens=4, seed=1), session_id="t"
+        ) as reply:
+            text = "".join(reply)
+        assert reply.record is not None and reply.record.status == "ok" and text
+    err = capfd.readouterr().err
+    assert err.count("cannot write log files") == 1 and "Traceback" not in err

@@ -1,25 +1,36 @@
 """Logging for every chatwatch process: readable on the console, JSON lines on disk.
 
-    setup = configure_logging(settings.app.log_dir, role="app", instance=settings.app.instance)
+    logs = configure_logging(settings.app.log_dir, role="app", instance=settings.app.instance)
     log = get_logger(__name__)
     with log_context(session_id=sid):
         with log_context(request_id=rid, model="smollm2"):
             log.info("request done", extra={"latency_s": 1.2})
+    logs.close()  # the Runtime that called configure_logging does this
 
-How it fits together:
+How it fits together (standard library handlers throughout):
 
 * The `chatwatch` logger gets one `QueueHandler`; a `QueueListener` thread feeds the console
-  and file handlers, so a slow disk or a rotation never blocks a request.
+  and file handlers. A request's thread only copies the record onto a queue: it never
+  waits for the disk, a rotation, a compression or the secret filter.
 * `request_id`, `session_id` and `model` come from a context variable that `log_context`
-  sets, captured in the logging thread when the record is made, so each Streamlit session
-  (each thread or task) tags lines with its own ids. Worker threads do not inherit context
+  sets, copied onto the record in the logging thread, so each Streamlit session (each
+  thread or task) tags lines with its own ids. Worker threads do not inherit context
   variables: run them with `contextvars.copy_context().run`.
-* Before a record is queued, registered secrets and key-shaped strings are scrubbed
-  (`redact.SecretFilter`); prompt/answer text is logged only through `content_for_log`,
-  which returns None unless content capture is on.
-* `configure_logging` runs once per process: Streamlit reruns and module reloads get the
-  same `LogSetup` back. Its state lives on the `chatwatch` logger object because a
-  re-imported module starts with fresh globals.
+* Registered secrets and key-shaped strings are scrubbed by `privacy.SecretFilter`, a filter
+  on each handler, so it runs in the listener thread and nothing reaches a handler
+  unscrubbed. Prompt and answer text is never logged (the monitor logs lengths only).
+* The queue is bounded (`queue_size` lines): if the writer falls that far behind, new lines
+  are dropped rather than memory growing, counted, and the count is written to the log as
+  soon as the writer catches up (`LogSetup.dropped`).
+* A process has one logging configuration at a time. A second `configure_logging` (a new
+  runtime after a config edit, a Streamlit module reload) replaces the first: lines logged
+  meanwhile go to the new queue, the old listener writes what it had and closes its file,
+  then the new file opens (under the same name: the old owner has let go of it).
+  The current configuration and the context variable live on the `chatwatch` logger
+  object, because a re-imported module starts with fresh globals. `close_logging()`
+  closes whatever configuration is current (tests use it between cases).
+* If the log folder cannot be written, one clear line on stderr says so and the process
+  goes on, logging to the console only.
 
 Files, one per process so processes never interleave lines or race a rotation:
 
@@ -30,7 +41,7 @@ Files, one per process so processes never interleave lines or race a rotation:
 is made file-name safe ("web.lan:812" -> "web-lan-812"). A file rolls over when the UTC
 day changes (checked at each write) or when it would exceed `max_mb`; rolled files are
 gzip-compressed in the listener thread and files whose last line is older than `log_days`
-are deleted (see `logs_rotation` for the details and `prune_logs`).
+are deleted (see `chatwatch.logs.rotation`).
 """
 
 from __future__ import annotations
@@ -44,34 +55,23 @@ import queue
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date
 from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from chatwatch.logs.format import CONTEXT_FIELDS, ConsoleFormatter, JsonFormatter
-from chatwatch.logs.rotation import (
-    DailySizeRotatingFileHandler,
-    prune_logs,
-    safe_name,
-    utc_today,
-)
-from chatwatch.privacy import SecretFilter, redact_text
-
-if TYPE_CHECKING:
-    from chatwatch.config import Settings
+from chatwatch.logs.rotation import DailySizeRotatingFileHandler, prune_logs, safe_name, utc_today
+from chatwatch.privacy import SecretFilter
 
 __all__ = [
     "LOGGER_NAME",
     "LogSetup",
-    "configure_from_settings",
+    "close_logging",
     "configure_logging",
-    "content_for_log",
     "current_context",
     "current_setup",
     "default_instance",
@@ -81,6 +81,7 @@ __all__ = [
 ]
 
 LOGGER_NAME = "chatwatch"
+QUEUE_SIZE = 10_000
 
 T = TypeVar("T")
 
@@ -97,6 +98,10 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 _CONTEXT: contextvars.ContextVar[Mapping[str, str]] = _process_wide(
     "context", lambda: contextvars.ContextVar("chatwatch_log_context", default=_EMPTY)
 )
+
+
+def _lock() -> threading.RLock:
+    return _process_wide("lock", threading.RLock)
 
 
 # -- context -------------------------------------------------------------------------------
@@ -130,11 +135,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
-# -- queue plumbing ------------------------------------------------------------------------
-class _PreparedQueueHandler(QueueHandler):
+# -- the request's side: copy the record onto a bounded queue ------------------------------
+class _QueueHandler(QueueHandler):
     """Queue a self-contained copy: message merged, traceback rendered to text (frames and
     live args must not cross threads). Unlike the stdlib's, the message is not pre-formatted
-    with the traceback, so the JSON file keeps `message` and `exception` apart."""
+    with the traceback, so the JSON file keeps `message` and `exception` apart.
+
+    The queue is a C `SimpleQueue` (the cheapest put); its bound is checked here, and a
+    line over it is counted instead of queued."""
+
+    def __init__(self, q: queue.SimpleQueue, limit: int) -> None:
+        super().__init__(q)
+        self.limit = limit
+        self.dropped = 0
+        self._drop_lock = threading.Lock()
+        self.addFilter(ContextFilter())
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record = copy.copy(record)
@@ -144,106 +159,185 @@ class _PreparedQueueHandler(QueueHandler):
             record.exc_info = None
         return record
 
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self.queue.qsize() >= self.limit:
+            with self._drop_lock:
+                self.dropped += 1
+            return
+        self.queue.put_nowait(record)
 
-@dataclass(eq=False)
+
+# -- the listener's side --------------------------------------------------------------------
+class _ScrubOnce(SecretFilter):
+    """`SecretFilter`, shared by the console and file handlers: one scrub per line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: logging.LogRecord | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record is not self._last:  # only the listener thread calls this
+            super().filter(record)
+            self._last = record
+        return True
+
+
 class _FlushMarker:
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-# The writer polls the queue rather than blocking on it. A blocked reader is woken by every
-# line and then takes the GIL from the request that logged it at each of that request's
-# system calls (measured: two lines added ~0.4 ms to a 0.2 ms instrumentation path). Polling,
-# logging a line costs the request only its own ~20 us; lines are written within POLL_S, and
-# flush() and stop() wake the writer at once.
-POLL_S = 0.05
+    def __init__(self) -> None:
+        self.done = threading.Event()
 
 
 class _Listener(QueueListener):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.wake = threading.Event()
-        # Scrubbing runs here, on the writer thread, once per line for every handler: its
-        # regexes stay off the request path. Nothing reaches a handler unscrubbed.
-        self._secrets = SecretFilter()
+    """The stdlib listener, plus: a named thread (so `close()` can be checked to join it), a
+    flush marker, and a line saying how many lines the full queue dropped."""
 
-    def dequeue(self, block: bool) -> Any:
-        while True:
-            try:
-                return self.queue.get_nowait()
-            except queue.Empty:
-                if not block:
-                    raise
-                self.wake.wait(POLL_S)
-                self.wake.clear()
+    def __init__(self, q: queue.SimpleQueue, handlers: list[logging.Handler], source: _QueueHandler) -> None:
+        super().__init__(q, *handlers, respect_handler_level=True)
+        self.source = source
+        self.reported = 0
 
-    def enqueue_sentinel(self) -> None:
-        super().enqueue_sentinel()
-        self.wake.set()
+    def start(self) -> None:
+        super().start()
+        self._thread.name = "chatwatch-log-writer"
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
 
     def handle(self, record: Any) -> None:
         if isinstance(record, _FlushMarker):  # FIFO: everything queued before it is written
+            self.report_drops()
             for handler in self.handlers:
                 handler.flush()
             record.done.set()
             return
-        self._secrets.filter(record)
         super().handle(record)
-        # Hand the GIL back after every line: otherwise a batch of lines holds it for up to
-        # the 5 ms switch interval while a request thread waits to record its own request.
-        time.sleep(0)
+        if self.source.dropped != self.reported:
+            self.report_drops()
+
+    def report_drops(self) -> None:
+        dropped = self.source.dropped
+        if dropped == self.reported:
+            return
+        note = logging.LogRecord(
+            "chatwatch.logs",
+            logging.WARNING,
+            __file__,
+            0,
+            f"{dropped - self.reported} log lines dropped: the log queue was full "
+            f"({self.source.limit} lines waiting for the writer)",
+            None,
+            None,
+        )
+        note.dropped = dropped - self.reported
+        self.reported = dropped
+        super().handle(note)
 
 
-# -- setup ---------------------------------------------------------------------------------
-@dataclass(eq=False)
 class LogSetup:
-    """What `configure_logging` installed; `close()` undoes it (and runs at exit)."""
+    """What `configure_logging` installed; its caller owns it and `close()`s it (it also
+    closes at exit). Replaced by a later `configure_logging`, it is closed by that call."""
 
-    log_dir: Path
-    role: str
-    instance: str
-    level: int
-    capture_content: bool
-    file_handler: DailySizeRotatingFileHandler
-    console_handler: logging.Handler | None
-    _queue: queue.SimpleQueue = field(repr=False)
-    _queue_handler: QueueHandler = field(repr=False)
-    _listener: _Listener = field(repr=False)
-    _previous: tuple[int, bool] = field(repr=False)  # the logger's level and propagate before us
-    closed: bool = False
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        role: str,
+        instance: str,
+        level: int,
+        capture_content: bool,
+        max_bytes: int,
+        log_days: float,
+        console: bool,
+        today: Callable[[], date],
+        queue_size: int,
+    ) -> None:
+        self.log_dir, self.role, self.instance, self.level = log_dir, role, instance, level
+        # Kept for callers that ask; log lines never carry prompt or answer text either way.
+        self.capture_content = capture_content
+        self.log_days = log_days
+        self.stem = f"chatwatch-{safe_name(role)}-{safe_name(instance)}"
+        self.file_handler: DailySizeRotatingFileHandler | None = None
+        self.console_handler: logging.Handler | None = None
+        self.error: str | None = None  # why there is no log file, if there is none
+        self.closed = False
+        self._settings = (max_bytes, console, today)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue_handler = _QueueHandler(self._queue, queue_size)
+        self._listener: _Listener | None = None
+        self._previous = (logging.NOTSET, True)  # the logger's level and propagate before chatwatch's
 
     @property
-    def path(self) -> Path:
-        """The file this process is writing now."""
-        return Path(self.file_handler.baseFilename)
+    def path(self) -> Path | None:
+        """The file this process is writing now (None if the folder could not be written)."""
+        return Path(self.file_handler.baseFilename) if self.file_handler is not None else None
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped so far because the queue was full."""
+        return self.queue_handler.dropped
+
+    def _start(self) -> None:
+        """Open the file and start the writer thread (the previous owner has let go)."""
+        max_bytes, console, today = self._settings
+        scrub = _ScrubOnce()
+        handlers: list[logging.Handler] = []
+        if console:
+            self.console_handler = logging.StreamHandler(sys.stderr)
+            self.console_handler.setFormatter(ConsoleFormatter())
+            handlers.append(self.console_handler)
+        try:
+            self.file_handler = DailySizeRotatingFileHandler(
+                self.log_dir, self.stem, max_bytes=max_bytes, log_days=self.log_days, today=today
+            )
+        except OSError as exc:
+            where = "to the console only" if console else "nowhere"
+            self.error = f"cannot write log files in {self.log_dir} ({exc.strerror or exc}); logging {where}"
+            print(f"chatwatch: {self.error}", file=sys.stderr)
+        else:
+            self.file_handler.setFormatter(JsonFormatter(role=self.role, instance=self.instance))
+            handlers.append(self.file_handler)
+        for handler in handlers:
+            handler.addFilter(scrub)
+        self._listener = _Listener(self._queue, handlers, self.queue_handler)
+        self._listener.start()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every line logged so far is written; False if that took too long."""
-        if self.closed:
+        listener = self._listener
+        if self.closed or listener is None:
             return True
-        if threading.current_thread() is self._listener._thread:
-            for handler in self._listener.handlers:
+        if threading.current_thread() is listener.thread:
+            for handler in listener.handlers:
                 handler.flush()
             return True
         marker = _FlushMarker()
         self._queue.put_nowait(marker)
-        self._listener.wake.set()
         return marker.done.wait(timeout)
 
     def close(self) -> None:
-        with _process_wide("lock", threading.Lock):
+        """Detach from the logger, write what is queued, stop the thread, close the files."""
+        with _lock():
             if self.closed:
                 return
             self.closed = True
             logger = logging.getLogger(LOGGER_NAME)
-            logger.removeHandler(self._queue_handler)
-            logger.setLevel(self._previous[0])
-            logger.propagate = self._previous[1]
             if logger.__dict__.get("_chatwatch_setup") is self:
+                logger.removeHandler(self.queue_handler)
+                logger.setLevel(self._previous[0])
+                logger.propagate = self._previous[1]
                 del logger.__dict__["_chatwatch_setup"]
-        self._listener.stop()  # drains the queue, then joins the thread
-        for handler in self._listener.handlers:
-            handler.close()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self.closed = True
         atexit.unregister(self.close)
+        if self._listener is not None:
+            self._listener.stop()  # drains the queue, then joins the thread
+            self._listener.report_drops()
+            for handler in self._listener.handlers:
+                handler.close()
+            self._listener = None
 
 
 def default_instance() -> str:
@@ -270,82 +364,68 @@ def configure_logging(
     capture_content: bool = False,
     console: bool = True,
     today: Callable[[], date] = utc_today,
+    queue_size: int = QUEUE_SIZE,
 ) -> LogSetup:
-    """Install chatwatch's handlers once per process and return them.
+    """Install chatwatch's handlers and return them; the caller closes the result.
 
-    Later calls return the first call's LogSetup unchanged, whatever their arguments,
-    until it is closed. `today` decides the file's day (tests move it).
+    A configuration already in place is replaced and closed (see the module docstring).
+    `today` decides the file's day (tests move it).
     """
+    if not role:
+        raise ValueError("role must name the process, e.g. 'app' or 'cli'")
+    if not max_mb > 0:
+        raise ValueError(f"max_mb must be more than 0, not {max_mb!r}")
+    if queue_size < 1:
+        raise ValueError(f"queue_size must be at least 1, not {queue_size!r}")
+    setup = LogSetup(
+        Path(log_dir),
+        role=role,
+        instance=instance or default_instance(),
+        level=_level(level),
+        capture_content=capture_content,
+        max_bytes=max(1, int(max_mb * 1024 * 1024)),
+        log_days=log_days,
+        console=console,
+        today=today,
+        queue_size=queue_size,
+    )
     logger = logging.getLogger(LOGGER_NAME)
-    with _process_wide("lock", threading.Lock):
-        existing = logger.__dict__.get("_chatwatch_setup")
-        if existing is not None and not existing.closed:
-            return existing
-        if not role:
-            raise ValueError("role must name the process, e.g. 'app' or 'cli'")
-        instance = instance or default_instance()
-        lvl = _level(level)
-        folder = Path(log_dir)
-        stem = f"chatwatch-{safe_name(role)}-{safe_name(instance)}"
-
-        file_handler = DailySizeRotatingFileHandler(
-            folder, stem, max_bytes=max(1, int(max_mb * 1024 * 1024)), log_days=log_days, today=today
-        )
-        file_handler.setFormatter(JsonFormatter(role=role, instance=instance))
-        handlers: list[logging.Handler] = [file_handler]
-        console_handler = None
-        if console:
-            console_handler = logging.StreamHandler(sys.stderr)
-            console_handler.setFormatter(ConsoleFormatter())
-            handlers.insert(0, console_handler)
-
-        q: queue.SimpleQueue = queue.SimpleQueue()  # unbounded: logging never blocks a request
-        queue_handler = _PreparedQueueHandler(q)
-        queue_handler.addFilter(ContextFilter())
-        listener = _Listener(q, *handlers, respect_handler_level=True)
-
-        setup = LogSetup(
-            folder,
-            role,
-            instance,
-            lvl,
-            capture_content,
-            file_handler,
-            console_handler,
-            q,
-            queue_handler,
-            listener,
-            (logger.level, logger.propagate),
-        )
-        listener.start()
-        logger.addHandler(queue_handler)
-        logger.setLevel(lvl)
+    with _lock():
+        previous: LogSetup | None = logger.__dict__.get("_chatwatch_setup")
+        setup._previous = previous._previous if previous is not None else (logger.level, logger.propagate)
+        logger.addHandler(setup.queue_handler)  # from here on, lines wait in the new queue
+        if previous is not None:
+            logger.removeHandler(previous.queue_handler)
+        logger.setLevel(setup.level)
         logger.propagate = False  # our handlers own chatwatch's output; no doubled console lines
         logger.__dict__["_chatwatch_setup"] = setup
         atexit.register(setup.close)
-    try:
-        prune_logs(folder, log_days)
-    except OSError as exc:  # old files left behind must not stop the app from starting
-        logger.warning("could not prune old logs in %s: %s", folder, exc)
+        try:
+            if previous is not None:
+                previous._shutdown()
+            setup._start()
+        except BaseException:
+            setup.close()
+            raise
+    if setup.file_handler is not None:
+        try:
+            prune_logs(setup.log_dir, log_days)
+        except OSError as exc:  # old files left behind must not stop the app from starting
+            logger.warning("could not prune old logs in %s: %s", setup.log_dir, exc)
     return setup
 
 
-def configure_from_settings(settings: Settings, *, role: str, console: bool = True) -> LogSetup:
-    return configure_logging(
-        settings.app.log_dir,
-        role=role,
-        instance=settings.app.instance,
-        level=settings.logs.level,
-        max_mb=settings.logs.max_mb,
-        log_days=settings.retention.log_days,
-        capture_content=settings.privacy.capture_content,
-        console=console,
-    )
-
-
 def current_setup() -> LogSetup | None:
+    """The configuration in place, if any."""
     setup = logging.getLogger(LOGGER_NAME).__dict__.get("_chatwatch_setup")
     return setup if setup is not None and not setup.closed else None
+
+
+def close_logging() -> None:
+    """Close the configuration in place, if any (its owner's `close()` then does nothing)."""
+    setup = current_setup()
+    if setup is not None:
+        setup.close()
 
 
 def get_logger(name: str | None = None) -> logging.Logger:
@@ -355,30 +435,16 @@ def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(name if name.startswith(LOGGER_NAME + ".") else f"{LOGGER_NAME}.{name}")
 
 
-def content_for_log(text: str | None, capture_content: bool | None = None, *, max_chars: int = 2000) -> str | None:
-    """Prompt/answer text fit for a log line: None unless content capture is on (None means
-    "as configured"); when on, redacted and cut to `max_chars`."""
-    if capture_content is None:
-        setup = current_setup()
-        capture_content = setup.capture_content if setup else False
-    if not capture_content or text is None:
-        return None
-    text = redact_text(text)
-    if len(text) > max_chars:
-        text = f"{text[:max_chars]}… [+{len(text) - max_chars} chars]"
-    return text
-
-
 def _forget_in_child() -> None:
     """A forked child has no listener thread: drop the parent's setup so the child logs
     nowhere until it configures its own file (with its own pid in the instance)."""
     logger = logging.getLogger(LOGGER_NAME)
-    logger.__dict__["_chatwatch_lock"] = threading.Lock()  # the parent may have held it mid-fork
+    logger.__dict__["_chatwatch_lock"] = threading.RLock()  # the parent may have held it mid-fork
     setup = logger.__dict__.pop("_chatwatch_setup", None)
     if setup is None:
         return
     setup.closed = True
-    logger.removeHandler(setup._queue_handler)
+    logger.removeHandler(setup.queue_handler)
     logger.setLevel(setup._previous[0])
     logger.propagate = setup._previous[1]
     atexit.unregister(setup.close)
