@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -40,8 +41,8 @@ def test_json_is_one_array_of_export_fields(store: Store) -> None:
     assert [d["id"] for d in data] == [r.id for r in records]  # oldest first
     assert all(tuple(d) == EXPORT_FIELDS for d in data)
     assert data[1]["started_at"] == "2026-02-01T00:00:01.000000Z"
-    assert data[1]["cost_usd"] == "0.000000123" and data[0]["cost_usd"] is None
-    assert data[1] == records[1].to_dict()
+    assert data[1]["cost_usd"] == 0.000000123 and data[0]["cost_usd"] is None  # a number, not text
+    assert data[1] == {**records[1].to_dict(), "cost_usd": data[1]["cost_usd"]}
 
 
 def test_jsonl_and_filters(store: Store) -> None:
@@ -137,3 +138,60 @@ def test_empty_exports_are_valid(store: Store) -> None:
     assert list(csv.reader(io.StringIO("".join(export.iter_export(store, "csv"))))) == [list(EXPORT_FIELDS)]
     with pytest.raises(ValueError):
         export.iter_export(store, "xml")
+
+
+# Costs that a float cannot hold or prints in exponent form: 1 nano-dollar, 1234, a large
+# bill with a last nano-dollar, and zero.
+EXACT_NANOS = [1, 1234, 10**12 + 1, 123_456_789_012, 0]
+
+
+def _exact_fill(store: Store) -> dict[str, int | None]:
+    records = [make_record(cost_usd=Decimal(n) / 10**9) for n in EXACT_NANOS] + [make_record(cost_usd=None)]
+    store.write_many(records)
+    with store.engine.connect() as conn:  # the stored integers, read around the export code
+        rows = conn.execute(sa.text("SELECT id, cost_nanousd FROM requests")).all()
+    stored = {row.id: row.cost_nanousd for row in rows}
+    assert sorted(n for n in stored.values() if n is not None) == sorted(EXACT_NANOS)
+    return stored
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_json_costs_are_exact_numbers(store: Store, fmt: str) -> None:
+    stored = _exact_fill(store)
+    text = "".join(export.iter_export(store, fmt))
+    docs = (
+        json.loads(text, parse_float=Decimal)
+        if fmt == "json"
+        else [json.loads(line, parse_float=Decimal) for line in text.splitlines()]
+    )
+    for d in docs:
+        nanos = stored[d["id"]]
+        if nanos is None:
+            assert d["cost_usd"] is None
+        else:
+            assert isinstance(d["cost_usd"], Decimal)  # a JSON number with a fraction, never a string
+            assert d["cost_usd"] == Decimal(nanos).scaleb(-9)
+    tokens = re.findall(r'"cost_usd": ([^,}]*)', text)
+    assert len(tokens) == len(stored) and all(re.fullmatch(r"null|[0-9]+\.[0-9]+", t) for t in tokens), tokens
+    assert '"cost_usd": 0.000001234,' in text and '"cost_usd": 1000.000000001,' in text
+    assert '"cost_usd": 0.0,' in text and '"cost_usd": null,' in text
+
+
+def test_csv_costs_are_exact_text(store: Store) -> None:
+    stored = _exact_fill(store)
+    rows = list(csv.DictReader(io.StringIO("".join(export.iter_export(store, "csv")))))
+    for row in rows:
+        nanos = stored[row["id"]]
+        assert row["cost_usd"] == ("" if nanos is None else format(Decimal(nanos).scaleb(-9).normalize(), "f"))
+    assert {r["cost_usd"] for r in rows} >= {"0.000001234", "1000.000000001", "0.000000001"}
+
+
+def test_json_number_refuses_what_is_not_an_exact_decimal() -> None:
+    assert export.json_number(Decimal("1234e-9")) == "0.000001234"
+    assert export.json_number("2") == "2.0"
+    with pytest.raises(TypeError, match="not float"):
+        export.json_number(0.1)
+    with pytest.raises(ValueError, match="not a finite decimal number: 'NaN'"):
+        export.json_number("NaN")
+    with pytest.raises(ValueError, match="'12 dollars'"):
+        export.json_number("12 dollars")

@@ -3,8 +3,13 @@
 Rows are read with `yield_per` (a server-side cursor on PostgreSQL; SQLite's cursor steps
 through the file) and turned into text a chunk at a time, so an export of a million rows
 never holds them all in memory. Field names are record.EXPORT_FIELDS; times are ISO 8601
-UTC and costs decimal strings (RequestRecord.to_dict). CSV text cells that a spreadsheet
-would run as a formula are prefixed with a quote.
+UTC. CSV text cells that a spreadsheet would run as a formula are prefixed with a quote.
+
+Costs are exact: stored as integer nano-dollars, they are written with their exact decimal
+digits — as CSV text, and in JSON as a number token (`0.000001234`, never `1.234e-06` or a
+float's rounding), which Python's json cannot do for a Decimal, hence `json_object()`.
+`chatwatch ask --json` prints its record through the same function, so this module imports
+the query side (and pandas with it) only when an export actually runs.
 """
 
 from __future__ import annotations
@@ -12,15 +17,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
-from typing import Any, Literal, TextIO
+import re
+from collections.abc import Collection, Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-import sqlalchemy as sa
-
-from chatwatch.reports.queries import Filters, request_conditions
 from chatwatch.store.record import EXPORT_FIELDS
-from chatwatch.store.records import Store, row_to_record
-from chatwatch.store.schema import requests
+
+if TYPE_CHECKING:
+    from chatwatch.reports.aggregate import Filters
+    from chatwatch.store.records import Store
 
 Format = Literal["json", "jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv")
@@ -34,6 +40,9 @@ CHUNK_ROWS = 500
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Text in the export but numeric in meaning: never escaped.
 _NUMERIC_TEXT = {"cost_usd", "started_at"}
+# Exact decimals, written as JSON numbers with all their digits.
+DECIMAL_FIELDS = frozenset({"cost_usd"})
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 
 
 def iter_export(
@@ -41,7 +50,7 @@ def iter_export(
 ) -> Iterator[str]:
     """The export as str chunks of about `chunk_rows` records each, oldest first. Nothing
     is read until the first chunk is asked for."""
-    return _encode(fmt, _rows(store, filters or Filters(), chunk_rows))
+    return _encode(fmt, _rows(store, filters, chunk_rows))
 
 
 def write_export(store: Store, out: TextIO, fmt: Format, filters: Filters | None = None) -> int:
@@ -50,7 +59,7 @@ def write_export(store: Store, out: TextIO, fmt: Format, filters: Filters | None
 
     def counted() -> Iterator[list[dict[str, Any]]]:
         nonlocal written
-        for chunk in _rows(store, filters or Filters(), CHUNK_ROWS):
+        for chunk in _rows(store, filters, CHUNK_ROWS):
             written += len(chunk)
             yield chunk
 
@@ -65,10 +74,16 @@ def _encode(fmt: Format, chunks: Iterator[list[dict[str, Any]]]) -> Iterator[str
     return encoders[fmt](chunks)
 
 
-def _rows(store: Store, filters: Filters, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
+def _rows(store: Store, filters: Filters | None, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
     """Export dicts, `chunk_rows` at a time, straight from a streaming cursor."""
+    import sqlalchemy as sa
+
+    from chatwatch.reports.aggregate import Filters, request_conditions
+    from chatwatch.store.records import row_to_record
+    from chatwatch.store.schema import requests
+
     r = requests.c
-    q = sa.select(requests).where(*request_conditions(filters)).order_by(r.started_us, r.id)
+    q = sa.select(requests).where(*request_conditions(filters or Filters())).order_by(r.started_us, r.id)
     with store.engine.connect() as conn:
         result = conn.execution_options(yield_per=chunk_rows).execute(q)
         for partition in result.partitions():
@@ -79,7 +94,7 @@ def _json_rows(chunks: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
     yield "["
     first = True
     for chunk in chunks:
-        text = ",\n".join(json.dumps(d, ensure_ascii=False) for d in chunk)
+        text = ",\n".join(json_object(d) for d in chunk)
         yield ("\n" if first else ",\n") + text
         first = False
     yield "\n]\n" if not first else "]\n"
@@ -87,7 +102,43 @@ def _json_rows(chunks: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
 
 def _jsonl_rows(chunks: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
     for chunk in chunks:
-        yield "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in chunk)
+        yield "".join(json_object(d) + "\n" for d in chunk)
+
+
+def json_object(d: Mapping[str, Any], decimals: Collection[str] = DECIMAL_FIELDS) -> str:
+    """`d` as one JSON object, keys in order, with the `decimals` fields (Decimal or
+    decimal text, e.g. RequestRecord.to_dict()'s cost) as exact JSON numbers; None stays
+    null. The other values go through json.dumps, a run of them at a time."""
+    parts: list[str] = []
+    plain: dict[str, Any] = {}
+    for key, value in d.items():
+        if key in decimals and value is not None:
+            if plain:
+                parts.append(json.dumps(plain, ensure_ascii=False)[1:-1])
+                plain = {}
+            parts.append(f"{json.dumps(key, ensure_ascii=False)}: {json_number(value)}")
+        else:
+            plain[key] = value
+    if plain:
+        parts.append(json.dumps(plain, ensure_ascii=False)[1:-1])
+    return "{" + ", ".join(parts) + "}"
+
+
+def json_number(value: Decimal | str | int) -> str:
+    """The exact JSON number token of a decimal: 1234e-9 -> `0.000001234`, 0 -> `0.0`.
+    Always with a fraction, so a plain json.loads reads every cost as the same type."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, str, int)):
+        raise TypeError(f"an exact decimal must be a Decimal, decimal text or int, not {type(value).__name__}")
+    try:
+        x = Decimal(value)
+        text = format(x.normalize(), "f") if x.is_finite() else ""
+    except ArithmeticError:
+        text = ""
+    if text and "." not in text:
+        text += ".0"
+    if not _JSON_NUMBER.fullmatch(text):
+        raise ValueError(f"not a finite decimal number: {value!r}")
+    return text
 
 
 def _csv_rows(chunks: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
