@@ -147,6 +147,9 @@ class AlertRuleConfig(_Strict):
     min_requests: int = Field(1, ge=0)
     for_minutes: float = Field(0, ge=0)
     enabled: bool = True
+    # What a firing alert does when its window has too few requests to measure: "keep"
+    # firing (and say "no data") or "resolve" as "resolved: no data" (never as a recovery).
+    no_data: Literal["keep", "resolve"] = "keep"
 
 
 class AlertsConfig(_Strict):
