@@ -14,10 +14,9 @@ from datetime import timedelta
 import pytest
 
 from chatwatch import config
-from chatwatch.alerts import AlertService, DeliveryPolicy
-from chatwatch.alerts.channels import AppriseChannel, build_channels, mask_url
-from chatwatch.alerts.channels import Message as AlertMessage
-from chatwatch.alerts.notify import ChannelWorker, Notifier
+from chatwatch.alerts.channels import AppriseChannel, Notification, build_channels, mask_url
+from chatwatch.alerts.notify import ChannelWorker, DeliveryPolicy, Notifier
+from chatwatch.alerts.service import AlertService
 from chatwatch.models.contract import ChatStream, GenerationSettings, Message, ModelConnectionError, StreamProgress
 from chatwatch.privacy import scrub
 from chatwatch.store.records import to_us
@@ -118,7 +117,7 @@ def test_failed_delivery_is_retried_with_backoff(webhook, alert_log):
     webhook.fail_next(2)
     notifier = Notifier([AppriseChannel(webhook.url())], FAST)
     started = time.monotonic()
-    notifier.publish(AlertMessage("t", "b", "info"))
+    notifier.publish(Notification("t", "b", "info"))
     assert notifier.drain(10)
     assert webhook.attempts == 3 and len(webhook.received) == 1
     assert time.monotonic() - started >= 0.1 + 0.2  # backoff 0.1 s, then 0.2 s
@@ -130,7 +129,7 @@ def test_failed_delivery_is_retried_with_backoff(webhook, alert_log):
 def test_gives_up_after_the_last_attempt(webhook, alert_log):
     webhook.fail_next(10)
     notifier = Notifier([AppriseChannel(webhook.url())], DeliveryPolicy(timeout_s=1, attempts=2, backoff_s=0.05))
-    notifier.publish(AlertMessage("gone", "b", "info"))
+    notifier.publish(Notification("gone", "b", "info"))
     assert notifier.drain(10)
     assert webhook.attempts == 2 and webhook.received == []
     assert any("not delivered" in m and "after 2 attempt(s)" in m for m in alert_log.messages())
@@ -203,7 +202,7 @@ def test_publish_never_blocks_and_the_queue_is_bounded(alert_log):
 
     worker = ChannelWorker(Stuck(), DeliveryPolicy(timeout_s=5, attempts=1, queue_size=2))
     t = time.monotonic()
-    accepted = [worker.put(AlertMessage(f"m{i}", "b", "info")) for i in range(6)]
+    accepted = [worker.put(Notification(f"m{i}", "b", "info")) for i in range(6)]
     assert time.monotonic() - t < 0.2
     # One is being sent, two wait in the queue, the rest are dropped (and logged).
     assert accepted.count(False) >= 3 and worker.dropped == accepted.count(False)

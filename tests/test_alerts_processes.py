@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from chatwatch import config
-from chatwatch.alerts import AlertService
 from chatwatch.alerts import store as alert_store
+from chatwatch.alerts.service import AlertService
 from chatwatch.store.records import Store, to_us
 from tests.fixtures.db import make_record
 
@@ -39,7 +39,7 @@ def _settings(webhook_url: str) -> config.Settings:
 def worker(url: str, webhook_url: str, folder: str, n: int) -> None:
     """Run in a subprocess: evaluate ROUNDS times as soon as the parent says go, twice
     (phase 1: the rule should fire; phase 2: it should resolve)."""
-    from chatwatch.alerts import DeliveryPolicy
+    from chatwatch.alerts.notify import DeliveryPolicy
 
     sync = Path(folder)
     store = Store.open(url)

@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 
 from chatwatch import config
-from chatwatch.alerts import AlertService, Rule
-from chatwatch.alerts.channels import Message
+from chatwatch.alerts.channels import Notification
+from chatwatch.alerts.model import Rule
 from chatwatch.alerts.rules import validate
+from chatwatch.alerts.service import AlertService
 from chatwatch.store.records import to_us
 from tests.fixtures.db import BASE_TIME, make_record
 
@@ -26,9 +27,9 @@ class Recorder:
     label = "recorder://"
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[Notification] = []
 
-    def send(self, message: Message, timeout_s: float) -> None:
+    def send(self, message: Notification, timeout_s: float) -> None:
         self.messages.append(message)
 
 
@@ -139,7 +140,11 @@ def test_consecutive_failures_only_counts_the_window(harness):
     h.add(0, status="error")
     h.add(1, status="error")
     assert h.eval(2) == [("down", "firing")]
-    assert h.eval(6 * MIN) == [("down", "resolved")]  # no new requests: the streak left the window
+    assert h.eval(6 * MIN) == []  # no new requests: no data, not a recovery (kept firing)
+    h.add(6 * MIN + 1, status="error")
+    h.add(6 * MIN + 2)
+    assert h.eval(6 * MIN + 3) == [("down", "resolved")]  # the window's newest request succeeded
+    assert h.service.history()[0].reason == "recovered"
 
 
 @pytest.mark.parametrize("kind,column", [("latency_p95", "latency_s"), ("ttft_p95", "ttft_s")])
@@ -160,7 +165,16 @@ def test_p95_rules(harness, kind, column):
 
 def test_slow_response_needs_one_request(harness):
     h = harness(
-        [{"name": "one slow", "kind": "slow_response", "threshold": 10, "window_minutes": 2, "min_requests": 50}]
+        [
+            {
+                "name": "one slow",
+                "kind": "slow_response",
+                "threshold": 10,
+                "window_minutes": 2,
+                "min_requests": 50,
+                "no_data": "resolve",
+            }
+        ]
     )
     h.add(0, latency_s=3.0)
     assert h.eval(1) == []
@@ -169,7 +183,9 @@ def test_slow_response_needs_one_request(harness):
     h.add(4, latency_s=12.5)
     assert h.eval(5) == [("one slow", "firing")]
     assert h.eval(2 * MIN + 3) == []  # still in the 2-minute window
-    assert h.eval(2 * MIN + 5) == [("one slow", "resolved")]
+    assert h.eval(2 * MIN + 5) == [("one slow", "resolved")]  # the window emptied: resolved as no data
+    resolved = h.service.history()[0]
+    assert (resolved.reason, resolved.value, resolved.samples) == ("no_data", None, 0)
 
 
 def test_daily_cost_total_and_per_model_resets_at_utc_midnight(harness):
@@ -227,6 +243,97 @@ def test_no_success(harness):
     assert event.model == "a" and event.value == 2
     h.add(7)
     assert h.eval(8) == [("nothing works", "resolved")]
+
+
+# --- no data is not a recovery -----------------------------------------------------------------
+
+ERRORS = {"name": "errors", "kind": "error_rate", "threshold": 0.2, "window_minutes": 5, "min_requests": 5}
+
+
+def _fire_errors(h: Harness) -> None:
+    for i in range(5):
+        h.add(i, status="error" if i < 2 else "ok")  # 2/5 = 40 %
+    assert h.eval(10) == [("errors", "firing")]
+
+
+def test_no_data_keeps_a_firing_alert_and_says_so(harness):
+    h = harness([ERRORS], renotify_minutes=10)
+    _fire_errors(h)
+    assert h.eval(6 * MIN) == []  # the window emptied: still firing, nothing made up
+    assert h.state("errors") == "firing"
+    assert h.service.active()[0].state.value == pytest.approx(0.4)  # the last measured value stays
+    assert h.service.current(h.service.rule("errors")).no_data
+    assert h.eval(11 * MIN) == [("errors", "renotify")]
+    renotify = h.service.history()[0]
+    assert (renotify.reason, renotify.value, renotify.samples, renotify.window_minutes) == ("no_data", None, 0, 5)
+    assert h.service.notifier.drain(5)
+    body = h.channel.messages[-1].body
+    assert "Error rate on all models (worst: a): no data: no requests in the last 5 min. Still firing" in body
+    assert "back to normal" not in body and "%" not in body.split("(threshold")[0]
+    # Enough requests again, and clear: now it is a recovery, with its value.
+    for i in range(5):
+        h.add(12 * MIN + i)
+    assert h.eval(12 * MIN + 10) == [("errors", "resolved")]
+    resolved = h.service.history()[0]
+    assert (resolved.reason, resolved.value) == ("recovered", 0.0)
+    assert h.service.notifier.drain(5)
+    assert "is back to normal on all models: 0 %" in h.channel.messages[-1].body
+
+
+def test_too_few_requests_is_no_data_too(harness):
+    h = harness([{**ERRORS, "no_data": "resolve"}])
+    _fire_errors(h)
+    for i in range(3):  # three successes now in the window, fewer than min_requests
+        h.add(5 * MIN + 20 + i)
+    assert h.eval(5 * MIN + 30) == [("errors", "resolved")]
+    resolved = h.service.history()[0]
+    assert (resolved.reason, resolved.value, resolved.samples, resolved.min_requests) == ("no_data", None, 3, 5)
+    assert h.service.notifier.drain(5)
+    message = h.channel.messages[-1]
+    assert message.title == "[chatwatch] RESOLVED (no data): errors"
+    assert "resolved for lack of data, not back to normal: no data: only 3 request(s) in the last 5 min (5 needed)" in (
+        message.body
+    )
+    assert "0 %" not in message.body and "100 %" not in message.body
+
+
+def test_no_data_words_in_spanish(store):
+    from chatwatch.alerts import text
+    from chatwatch.alerts.model import AlertEvent
+
+    event = AlertEvent(
+        rule="errores",
+        kind="error_rate",
+        severity="warning",
+        state="resolved",
+        value=None,
+        threshold=0.2,
+        model=None,
+        scope="a",
+        firing_since_us=0,
+        at_us=60_000_000,
+        instance="t",
+        reason="no_data",
+        samples=0,
+        window_minutes=5.0,
+        min_requests=5,
+    )
+    assert text.title(event, "es") == "[chatwatch] RESUELTA (sin datos): errores"
+    assert (
+        "resuelta por falta de datos, no por volver a la normalidad: sin datos: ninguna petición en los últimos 5 min"
+        in (text.body(event, "es"))
+    )
+    assert text.event_value(event, "es") == "sin datos: ninguna petición en los últimos 5 min"
+
+
+def test_a_disabled_rule_resolves_as_off_not_as_recovered(harness):
+    h = harness([ERRORS])
+    _fire_errors(h)
+    assert h.service.save_rule(h.service.rule("errors").with_settings(enabled=False), create=False) == {}
+    assert h.eval(11) == [("errors", "resolved")]
+    assert h.service.history()[0].reason == "off"
+    assert h.service.notifier.drain(5)
+    assert "the rule was disabled or deleted" in h.channel.messages[-1].body
 
 
 def test_for_minutes_delays_firing_and_a_blip_never_fires(harness):

@@ -12,7 +12,8 @@ import pytest
 
 from chatwatch import config
 from chatwatch import runtime as runtime_mod
-from chatwatch.alerts import AlertService, DeliveryPolicy
+from chatwatch.alerts.notify import DeliveryPolicy
+from chatwatch.alerts.service import AlertService
 from chatwatch.models.contract import GenerationSettings, Message, ModelError
 from tests.fixtures.db import make_record
 

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatwatch.alerts import text
 from chatwatch.alerts.model import AlertEvent
+from chatwatch.alerts.text import body, title
 from chatwatch.config import AlertsConfig
 from chatwatch.privacy import register_secret, scrub
 
@@ -26,7 +26,10 @@ _SPLIT = re.compile(r"[\s,]+")
 
 
 @dataclass(frozen=True)
-class Message:
+class Notification:
+    """What a channel is given for one alert event (not a chat message: see
+    chatwatch.models.contract.Message)."""
+
     title: str
     body: str
     kind: str  # info | success | warning | failure (apprise's notify types)
@@ -39,18 +42,18 @@ class DeliveryError(Exception):
 class Channel(Protocol):
     label: str  # masked: safe to show and log
 
-    def send(self, message: Message, timeout_s: float) -> None:
+    def send(self, message: Notification, timeout_s: float) -> None:
         """Deliver or raise DeliveryError; should give up after about `timeout_s`."""
 
 
-def message_for(event: AlertEvent, lang: str) -> Message:
+def notification_for(event: AlertEvent, lang: str) -> Notification:
     if event.state == "resolved":
         kind = "success"
     elif event.state == "test":
         kind = "info"
     else:
         kind = {"critical": "failure", "warning": "warning"}.get(event.severity, "info")
-    return Message(text.title(event, lang), text.body(event, lang), kind)
+    return Notification(title(event, lang), body(event, lang), kind)
 
 
 def log_event(event: AlertEvent, lang: str) -> None:
@@ -59,8 +62,8 @@ def log_event(event: AlertEvent, lang: str) -> None:
     log.log(
         level,
         "%s — %s",
-        text.title(event, lang),
-        text.body(event, lang),
+        title(event, lang),
+        body(event, lang),
         extra={
             "alert_rule": event.rule,
             "alert_state": event.state,
@@ -68,6 +71,7 @@ def log_event(event: AlertEvent, lang: str) -> None:
             "alert_severity": event.severity,
             "alert_value": event.value,
             "alert_threshold": event.threshold,
+            "alert_reason": event.reason,
         },
     )
 
@@ -107,7 +111,7 @@ class AppriseChannel:
         self._apprise.add(plugin)
         self._has_timeout = "timeout" in inspect.signature(self._apprise.notify).parameters
 
-    def send(self, message: Message, timeout_s: float) -> None:
+    def send(self, message: Notification, timeout_s: float) -> None:
         kwargs = {"timeout": timeout_s} if self._has_timeout else {}
         ok = self._apprise.notify(body=message.body, title=message.title, notify_type=message.kind, **kwargs)
         if not ok:

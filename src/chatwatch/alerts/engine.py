@@ -5,7 +5,18 @@
 
 `holds` needs enough data (min_requests); `clear` needs the value back below the threshold
 by a margin (hysteresis, see rules.HYSTERESIS), so a value hovering at the threshold does
-not flap. A disabled or deleted rule is clear.
+not flap. A disabled or deleted rule resolves (reason "off").
+
+No data (the window holds fewer than min_requests requests, or none) is not a recovery: a
+quiet night must not read "error rate back to normal". Like Grafana's "No Data" handling,
+each rule says what a firing alert does then (`no_data`):
+
+* "keep" (default): it stays firing with its last measured value; re-notifications say
+  "no data: no requests in the last N min" instead of a value. It resolves only once
+  enough requests come back and are clear.
+* "resolve": it resolves at once as "resolved: no data" (reason no_data, no value).
+
+A pending alert that loses its data goes back to ok (nothing was notified yet).
 
 Each transition is claimed in the database (store.claim_transition): of several processes
 or replicas evaluating the same rule at once, one moves it and stores the event, and only
@@ -21,9 +32,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from chatwatch.alerts import rules as rules_mod
 from chatwatch.alerts import store
 from chatwatch.alerts.model import US_PER_MIN, AlertEvent, AlertState, Measurement, Rule, now_us
+from chatwatch.alerts.rules import measure as measure_rule
 
 log = logging.getLogger("chatwatch.alerts")
 
@@ -108,7 +119,7 @@ class AlertEngine:
                     out[rule.name] = None
                 continue
             try:
-                out[rule.name] = rules_mod.measure(conn, rule, now)
+                out[rule.name] = measure_rule(conn, rule, now)
             except sa.exc.SQLAlchemyError:
                 log.exception("alert rule %r could not be measured", rule.name)
                 conn.rollback()  # PostgreSQL refuses further statements in a failed transaction
@@ -117,7 +128,7 @@ class AlertEngine:
     def measure(self, rule: Rule, at_us: int | None = None) -> Measurement:
         """The rule's current value (for display; changes nothing)."""
         with self.engine.connect() as conn:
-            return rules_mod.measure(conn, rule, self.clock() if at_us is None else at_us)
+            return measure_rule(conn, rule, self.clock() if at_us is None else at_us)
 
     def step(self, rule: Rule, state: AlertState, m: Measurement | None, now: int) -> Step | None:
         """The transition from `state` given measurement `m` (None: the rule is off)."""
@@ -139,21 +150,39 @@ class AlertEngine:
             return None
         if s == "firing":
             fired = state.firing_since_us if state.firing_since_us is not None else now
-            value = None if m is None else m.value
             model = state.model if m is None or m.model is None else m.model
+            if m is None:  # disabled or deleted
+                return self._resolve(rule, None, model, fired, now, reason="off")
+            if m.no_data:
+                if rule.no_data == "resolve":
+                    return self._resolve(rule, m, model, fired, now, reason="no_data")
+                return self._renotify(rule, state, m, model, fired, now)
             if clear:
-                return Step(
-                    {"state": "resolved", "resolved_us": now, "value": value, "updated_us": now},
-                    self._event(rule, "resolved", value, model, fired, now, seq=0),
-                )
-            last = state.last_notified_us if state.last_notified_us is not None else fired
-            if now - last >= self.renotify_us:
-                seq = state.notify_seq + 1
-                return Step(
-                    {"last_notified_us": now, "notify_seq": seq, "value": value, "model": model, "updated_us": now},
-                    self._event(rule, "renotify", value, model, fired, now, seq=seq),
-                )
+                return self._resolve(rule, m, model, fired, now, reason="recovered")
+            return self._renotify(rule, state, m, model, fired, now)
         return None
+
+    def _resolve(
+        self, rule: Rule, m: Measurement | None, model: str | None, fired: int, now: int, *, reason: str
+    ) -> Step:
+        value = None if m is None else m.value
+        return Step(
+            {"state": "resolved", "resolved_us": now, "value": value, "updated_us": now},
+            self._event(rule, "resolved", m, model, fired, now, seq=0, reason=reason),
+        )
+
+    def _renotify(
+        self, rule: Rule, state: AlertState, m: Measurement, model: str | None, fired: int, now: int
+    ) -> Step | None:
+        last = state.last_notified_us if state.last_notified_us is not None else fired
+        if now - last < self.renotify_us:
+            return None
+        seq = state.notify_seq + 1
+        changes = {"last_notified_us": now, "notify_seq": seq, "model": model, "updated_us": now}
+        if not m.no_data:  # no data keeps the last measured value
+            changes["value"] = m.value
+        reason = "no_data" if m.no_data else None
+        return Step(changes, self._event(rule, "renotify", m, model, fired, now, seq=seq, reason=reason))
 
     def _fire(self, rule: Rule, m: Measurement, now: int) -> Step:
         return Step(
@@ -168,18 +197,28 @@ class AlertEngine:
                 "model": m.model,
                 "updated_us": now,
             },
-            self._event(rule, "firing", m.value, m.model, now, now, seq=0),
+            self._event(rule, "firing", m, m.model, now, now, seq=0),
         )
 
     def _event(
-        self, rule: Rule, state: str, value: float | None, model: str | None, fired: int, now: int, *, seq: int
+        self,
+        rule: Rule,
+        state: str,
+        m: Measurement | None,
+        model: str | None,
+        fired: int,
+        now: int,
+        *,
+        seq: int,
+        reason: str | None = None,
     ) -> AlertEvent:
+        no_data = m is not None and m.no_data
         return AlertEvent(
             rule=rule.name,
             kind=rule.kind,
             severity=rule.severity,
             state=state,
-            value=value,
+            value=None if m is None else m.value,
             threshold=rule.threshold,
             model=model,
             scope=rule.model,
@@ -187,4 +226,8 @@ class AlertEngine:
             at_us=now,
             instance=self.instance,
             seq=seq,
+            reason=reason,
+            samples=m.samples if no_data else None,
+            window_minutes=rule.window_minutes if no_data else None,
+            min_requests=rule.min_requests if no_data else None,
         )

@@ -15,13 +15,22 @@ KINDS: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["kind"].annotatio
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 # Rules that need `min_requests` requests in their window before they can fire.
 USES_MIN_REQUESTS = frozenset({"error_rate", "latency_p95", "ttft_p95", "no_success"})
+# Rules with nothing to measure when their window is empty (or under min_requests): "no
+# data". daily_cost always has a value (a new UTC day starts at $0).
+NEEDS_DATA = frozenset(KINDS) - {"daily_cost"}
+# What a firing alert does on no data (config.AlertRuleConfig.no_data).
+NO_DATA_CHOICES: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["no_data"].annotation)
 # Rules whose value is measured over `window_minutes` (daily_cost uses the UTC day).
 USES_WINDOW = frozenset(KINDS) - {"daily_cost"}
 USES_THRESHOLD = frozenset(KINDS) - {"no_success"}
 
 State = Literal["ok", "pending", "firing", "resolved"]
 EventState = Literal["firing", "renotify", "resolved"]
-Origin = Literal["config", "page"]
+# Why an event carries no fresh measurement, or why a firing alert resolved.
+Reason = Literal["recovered", "no_data", "off"]
+# config: from the config file; page: made on the Alerts page; default: one of the rules a
+# fresh install starts with (alerts/defaults.py), stored once and then the user's to change.
+Origin = Literal["config", "page", "default"]
 
 US_PER_S = 1_000_000
 US_PER_MIN = 60 * US_PER_S
@@ -44,6 +53,7 @@ class Rule:
     min_requests: int = 1
     for_minutes: float = 0.0
     enabled: bool = True
+    no_data: str = "keep"
     origin: Origin = "page"
     config_hash: str | None = None
     edited: bool = False  # a config rule changed on the page (wins until the config changes)
@@ -65,22 +75,35 @@ class Rule:
         return self.enabled and not self.deleted
 
 
+# Keys added to AlertRuleConfig after rules were first stored: hashed only when set off
+# their default, so an upgrade does not look like a new config version (which would
+# overwrite the page edits of every config rule).
+_LATER_KEYS = {"no_data": "keep"}
+
+
 def config_hash(cfg: AlertRuleConfig) -> str:
     """Identifies one version of a config rule: page edits win until this changes."""
-    canonical = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    dumped = cfg.model_dump(mode="json")
+    for key, default in _LATER_KEYS.items():
+        if dumped.get(key) == default:
+            del dumped[key]
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class Measurement:
     """A rule's current value. `holds`: the condition is met (with enough data);
-    `clear`: far enough from the threshold to resolve a firing alert (hysteresis)."""
+    `clear`: far enough from the threshold to resolve a firing alert (hysteresis);
+    `no_data`: the window had too few requests (`samples`) to say either, and `value` is
+    None rather than a number computed from nothing. Exactly one of the three is true."""
 
     value: float | None
     samples: int
     holds: bool
     clear: bool
     model: str | None = None  # the model to blame when the rule covers every model
+    no_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +137,13 @@ class AlertEvent:
     at_us: int
     instance: str
     seq: int = 0
+    # recovered / no_data / off for resolutions; no_data for a renotify without fresh data.
+    reason: str | None = None
+    # What the window held when there was no data, for the words "only 3 requests in the
+    # last 5 min (5 needed)": samples seen, the rule's window and minimum at the time.
+    samples: int | None = None
+    window_minutes: float | None = None
+    min_requests: int | None = None
     id: int | None = None
 
     def as_row(self) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from chatwatch.alerts.channels import Channel, DeliveryError, Message
+from chatwatch.alerts.channels import Channel, DeliveryError, Notification
 from chatwatch.privacy import scrub
 
 log = logging.getLogger("chatwatch.alerts")
@@ -38,7 +38,7 @@ class Outcome:
     error: str | None = None
 
 
-def attempt(channel: Channel, message: Message, timeout_s: float) -> None:
+def attempt(channel: Channel, message: Notification, timeout_s: float) -> None:
     """One delivery attempt that returns within about `timeout_s` whatever the channel
     does: it runs on a short-lived daemon thread that is abandoned if it hangs (the
     channel's own socket timeouts end it later)."""
@@ -67,7 +67,7 @@ class ChannelWorker:
     def __init__(self, channel: Channel, policy: DeliveryPolicy):
         self.channel = channel
         self.policy = policy
-        self._queue: queue.Queue[Message | None] = queue.Queue(maxsize=policy.queue_size)
+        self._queue: queue.Queue[Notification | None] = queue.Queue(maxsize=policy.queue_size)
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0
@@ -77,7 +77,7 @@ class ChannelWorker:
         self._thread = threading.Thread(target=self._run, name="chatwatch-alert-channel", daemon=True)
         self._thread.start()
 
-    def put(self, message: Message) -> bool:
+    def put(self, message: Notification) -> bool:
         with self._idle:
             self._pending += 1
         try:
@@ -109,7 +109,7 @@ class ChannelWorker:
             finally:
                 self._done()
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: Notification) -> None:
         p = self.policy
         for n in range(1, p.attempts + 1):
             started = time.monotonic()
@@ -171,7 +171,7 @@ class Notifier:
         self.channels = list(channels)
         self._workers = [ChannelWorker(c, self.policy) for c in self.channels]
 
-    def publish(self, message: Message) -> None:
+    def publish(self, message: Notification) -> None:
         """Queue `message` for every channel; returns at once."""
         for worker in self._workers:
             worker.put(message)
@@ -181,7 +181,7 @@ class Notifier:
         deadline = time.monotonic() + timeout
         return all(w.wait_idle(max(0.0, deadline - time.monotonic())) for w in self._workers)
 
-    def test(self, message: Message, timeout_s: float | None = None) -> list[Outcome]:
+    def test(self, message: Notification, timeout_s: float | None = None) -> list[Outcome]:
         """Send `message` to every channel now, in parallel, once each: for the page's
         "send test notification", which shows each channel's outcome."""
         t = self.policy.timeout_s if timeout_s is None else timeout_s

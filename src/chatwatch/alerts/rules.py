@@ -5,6 +5,19 @@ Every rule reads raw `requests` rows of its window with the (model, started_us) 
 Cancelled requests are the user's choice, not the model's health: every rule but
 daily_cost (money spent is spent) ignores them.
 
+Percentiles (latency_p95, ttft_p95) come from `chatwatch.reports.percentile.percentile`,
+the dashboard's own function (numpy's linear method on the raw values), so "latency p95 >
+2 s" fires exactly when the dashboard shows a p95 above 2 s for the same window, model and
+statuses (ok and error: cancelled requests left out). Alerts always read the raw rows of
+their window, whatever its size. The dashboard reads raw rows too ("exact", and the page
+says so) while the whole hours around its range hold at most
+`[dashboard] exact_percentiles_max_rows` requests; beyond that it shows the rollups'
+histogram estimate (within 5 %) and may differ from the alert by that much, never more.
+
+A window with fewer than `min_requests` requests (or none) is "no data": neither holding
+nor clear, with no value, so an alert never "recovers" because requests stopped coming
+(the engine then keeps it firing or resolves it as "no data", see engine.py).
+
 Units: error_rate a fraction (0.05 = 5 %), latencies in seconds, daily_cost in dollars per
 UTC day, memory in MB (MiB, as `ps` and `top` count), consecutive_failures a count;
 no_success has no threshold (a model with requests and not one success).
@@ -20,6 +33,8 @@ import sqlalchemy as sa
 
 from chatwatch.alerts.model import (
     KINDS,
+    NEEDS_DATA,
+    NO_DATA_CHOICES,
     SEVERITIES,
     US_PER_MIN,
     USES_MIN_REQUESTS,
@@ -27,6 +42,7 @@ from chatwatch.alerts.model import (
     Rule,
 )
 from chatwatch.alerts.text import Problem
+from chatwatch.reports.percentile import percentile
 from chatwatch.store.schema import model_loads, requests
 
 # A firing alert resolves only once its value is this far below the threshold, so a value
@@ -73,6 +89,8 @@ def validate(rule: Rule, *, known_models: Iterable[str] | None = None) -> dict[s
         errors["min_requests"] = Problem.of("err.min_requests", value=rule.min_requests)
     if not (math.isfinite(rule.for_minutes) and rule.for_minutes >= 0):
         errors["for_minutes"] = Problem.of("err.for_minutes", value=rule.for_minutes)
+    if rule.no_data not in NO_DATA_CHOICES:
+        errors["no_data"] = Problem.of("err.no_data", value=rule.no_data, options=", ".join(NO_DATA_CHOICES))
     if rule.model is not None and known_models is not None and rule.model not in set(known_models):
         errors["model"] = Problem.of("err.model", value=rule.model)
     return errors
@@ -101,12 +119,20 @@ def _scoped(stmt: sa.Select, rule: Rule, since_us: int, now_us: int, *, cancelle
     return stmt
 
 
+def enough_data(rule: Rule, samples: int) -> bool:
+    """Whether `samples` requests (or readings) in the window are enough to measure `rule`."""
+    if rule.kind not in NEEDS_DATA:
+        return True
+    return samples >= max(1, rule.min_requests) if rule.kind in USES_MIN_REQUESTS else samples > 0
+
+
 def _result(rule: Rule, value: float | None, samples: int, holds: bool, model: str | None) -> Measurement:
-    enough = samples >= max(1, rule.min_requests) if rule.kind in USES_MIN_REQUESTS else samples > 0
-    holds = holds and enough and value is not None
+    if value is None or not enough_data(rule, samples):
+        # Nothing to compare: neither holding nor clear, and no value made up from nothing.
+        return Measurement(value=None, samples=samples, holds=False, clear=False, no_data=True)
     if holds:
         clear = False
-    elif not enough or value is None or rule.kind not in _CONTINUOUS:
+    elif rule.kind not in _CONTINUOUS:
         clear = True
     else:
         clear = value <= rule.threshold * (1 - HYSTERESIS)
@@ -128,12 +154,6 @@ def _error_rate(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     return _result(rule, value, total, value >= rule.threshold, worst[0] if failed else None)
 
 
-def _percentile_95(values: list[float]) -> float:
-    """Nearest rank: the smallest value with at least 95 % of the values at or below it."""
-    values = sorted(values)
-    return values[max(0, math.ceil(0.95 * len(values)) - 1)]
-
-
 def _p95(column: sa.Column) -> Measure:
     def run(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
         stmt = _scoped(sa.select(requests.c.model, column), rule, _window(rule, now_us), now_us)
@@ -143,8 +163,8 @@ def _p95(column: sa.Column) -> Measure:
         by_model: dict[str, list[float]] = defaultdict(list)
         for model, v in rows:
             by_model[model].append(v)
-        value = _percentile_95([v for _, v in rows])
-        worst = max(by_model, key=lambda m: (_percentile_95(by_model[m]), m))
+        value = percentile([v for _, v in rows], 95)
+        worst = max(by_model, key=lambda m: (percentile(by_model[m], 95), m))
         return _result(rule, value, len(rows), value > rule.threshold, worst)
 
     return run

@@ -1,8 +1,14 @@
 """AlertService: one per runtime, wiring rules, the engine, the channels and
 the background evaluator together; and the operations the Alerts page needs.
 
-    service = ensure_alerts(runtime)   # seeds config rules, starts threads, listens to records
-    service.flush(10)                  # CLI: evaluate now, deliver, then exit
+chatwatch.runtime.Runtime builds and closes it (nothing attaches it from outside):
+
+    service = AlertService(settings, store.engine, instance=...)
+    service.seed()                      # config rules (and, on an empty store, the defaults)
+    service.start()                     # the timer evaluator
+    monitor.add_listener(service.on_record)
+    service.flush(10)                   # CLI: evaluate now, deliver, then exit
+    service.close()                     # threads joined, queues drained or given up
 """
 
 from __future__ import annotations
@@ -14,13 +20,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from chatwatch.alerts import rules as rules_mod
 from chatwatch.alerts import store
-from chatwatch.alerts.channels import Channel, ChannelInfo, build_channels, log_event, message_for
+from chatwatch.alerts.channels import Channel, ChannelInfo, build_channels, log_event, notification_for
 from chatwatch.alerts.engine import AlertEngine, Clock
 from chatwatch.alerts.evaluator import Evaluator
 from chatwatch.alerts.model import AlertEvent, AlertState, Measurement, Rule, now_us
 from chatwatch.alerts.notify import DeliveryPolicy, Notifier, Outcome
+from chatwatch.alerts.rules import validate as validate_rule
 from chatwatch.alerts.text import Problem
 from chatwatch.config import AlertRuleConfig, Settings
 
@@ -44,7 +50,7 @@ def config_errors(settings: Settings) -> tuple[list[AlertRuleConfig], list[str]]
     for i, cfg in enumerate(settings.alerts.rules):
         where = f"alerts.rules[{i}] (name {cfg.name!r})"
         rule = Rule.from_config(cfg)
-        errors = rules_mod.validate(rule, known_models=models)
+        errors = validate_rule(rule, known_models=models)
         if rule.name.strip() in seen:
             errors["name"] = Problem.of("err.duplicate")
         for field, why in errors.items():
@@ -142,7 +148,7 @@ class AlertService:
 
     def _dispatch(self, event: AlertEvent) -> None:
         log_event(event, self.lang)
-        self.notifier.publish(message_for(event, self.lang))
+        self.notifier.publish(notification_for(event, self.lang))
 
     # --- for the Alerts page -------------------------------------------------------------
 
@@ -164,7 +170,7 @@ class AlertService:
             old = self.rule(rule.name)
             if old is not None and old.model:
                 known.add(old.model)  # keep watching a model that left the config
-        errors = rules_mod.validate(rule, known_models=known)
+        errors = validate_rule(rule, known_models=known)
         if create and "name" not in errors and self.rule(rule.name.strip()) is not None:
             errors["name"] = Problem.of("err.exists", value=rule.name.strip())
         return errors
@@ -245,24 +251,4 @@ class AlertService:
             instance=self.instance,
         )
         log_event(event, self.lang)
-        return self.notifier.test(message_for(event, self.lang), timeout_s)
-
-
-_attach_lock = threading.Lock()
-
-
-def ensure_alerts(runtime, **kwargs) -> AlertService:
-    """The runtime's AlertService, created on first use: config rules seeded, the timer
-    evaluator started, evaluation after every recorded request, closed with the runtime.
-    Safe to call from every page run and thread (one service per runtime)."""
-    with _attach_lock:
-        service = getattr(runtime, "alerts", None)
-        if isinstance(service, AlertService):
-            return service
-        service = AlertService(runtime.settings, runtime.store.engine, instance=runtime.monitor.instance, **kwargs)
-        service.seed()
-        service.start()
-        runtime.monitor.add_listener(service.on_record)
-        runtime._closers.append(service.close)
-        runtime.alerts = service
-        return service
+        return self.notifier.test(notification_for(event, self.lang), timeout_s)

@@ -1,4 +1,5 @@
-"""The alert tables (created by migration m0010) and every read and write of them.
+"""The alert tables (created by migration m0010, "no data" columns by m0012) and every
+read and write of them.
 
 Writes run in the store's write transactions (BEGIN IMMEDIATE on SQLite); rule and state
 rows are created with INSERT ... ON CONFLICT DO NOTHING so several processes starting at
@@ -8,13 +9,14 @@ once agree without errors.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import sqlalchemy as sa
 
+from chatwatch.alerts.defaults import DEFAULT_RULES
 from chatwatch.alerts.model import AlertEvent, AlertState, Rule
 from chatwatch.config import AlertRuleConfig
-from chatwatch.store.migrations import write_transaction
+from chatwatch.store.db import write_transaction
 from chatwatch.store.rollups import INSERT
 
 metadata = sa.MetaData()
@@ -31,6 +33,7 @@ alert_rules = sa.Table(
     sa.Column("min_requests", sa.Integer, nullable=False),
     sa.Column("for_minutes", sa.Float, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("no_data", sa.String(16), nullable=False, server_default="keep"),
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("config_hash", sa.String(64)),
@@ -71,6 +74,10 @@ alert_events = sa.Table(
     sa.Column("firing_since_us", sa.BigInteger, nullable=False),
     sa.Column("at_us", sa.BigInteger, nullable=False),
     sa.Column("instance", sa.String(200), nullable=False),
+    sa.Column("reason", sa.String(16)),
+    sa.Column("samples", sa.Integer),
+    sa.Column("window_minutes", sa.Float),
+    sa.Column("min_requests", sa.Integer),
     sa.UniqueConstraint("rule", "firing_since_us", "state", "seq", name="uq_alert_events_claim"),
     sa.Index("ix_alert_events_at", "at_us"),
     sa.Index("ix_alert_events_rule_at", "rule", "at_us"),
@@ -108,15 +115,33 @@ class SeedResult:
     replaced: list[str]  # the config version changed: config values overwrite page edits
     kept: list[str]
     removed: list[str]  # config rules no longer in the config
+    defaults: list[str] = field(default_factory=list)  # built-in default rules stored now
 
 
-def seed_rules(engine: sa.Engine, configured: Sequence[AlertRuleConfig], *, now_us: int, instance: str) -> SeedResult:
+def seed_rules(
+    engine: sa.Engine,
+    configured: Sequence[AlertRuleConfig],
+    *,
+    now_us: int,
+    instance: str,
+    defaults: Sequence[AlertRuleConfig] = DEFAULT_RULES,
+) -> SeedResult:
     """Bring config rules into the store. A rule edited on the page keeps its edits while its
-    config version (hash) is unchanged; a new config version overwrites it."""
+    config version (hash) is unchanged; a new config version overwrites it.
+
+    On a store that never held an alert rule (not even a deleted one), with no rule in the
+    config, the built-in `defaults` are stored too, once: from then on they are ordinary
+    rules, and no later start re-creates, re-enables or overwrites them."""
     wanted = {cfg.name.strip(): Rule.from_config(cfg) for cfg in configured}
     result = SeedResult([], [], [], [])
     with write(engine) as conn:
         stored = {r.name: r for r in map(_rule, conn.execute(sa.select(alert_rules)))}
+        if not stored and not wanted and defaults:
+            rows = [_rule_row(Rule(**cfg.model_dump(), origin="default"), now_us, instance) for cfg in defaults]
+            # Replicas starting together on an empty store: the first insert wins.
+            _insert_ignore(conn, alert_rules, rows)
+            _insert_ignore(conn, alert_state, [_new_state(r["name"], now_us) for r in rows])
+            result.defaults.extend(r["name"] for r in rows)
         for name, rule in wanted.items():
             old = stored.get(name)
             if old is None:

@@ -1,107 +1,15 @@
 """Words for alerts, in Spanish and English: notification titles and bodies, values with
-their units. Shared by the channels and the UI so an alert reads the same everywhere."""
+their units, "no data". Shared by the channels, the log and the UI so an alert reads the
+same everywhere. The strings themselves live in chatwatch.i18n.alerts (keys "alert.*"),
+the app's one table; this module only fills them in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chatwatch.alerts.model import AlertEvent
+from chatwatch.alerts.model import AlertEvent, Measurement, Rule
 from chatwatch.i18n import STRINGS, t
-
-_T: dict[str, dict[str, str]] = {
-    "title.firing": {"es": "[chatwatch] ALERTA ({severity}): {rule}", "en": "[chatwatch] {severity} ALERT: {rule}"},
-    "title.renotify": {
-        "es": "[chatwatch] SIGUE ACTIVA ({severity}): {rule}",
-        "en": "[chatwatch] STILL FIRING ({severity}): {rule}",
-    },
-    "title.resolved": {"es": "[chatwatch] RESUELTA: {rule}", "en": "[chatwatch] RESOLVED: {rule}"},
-    "title.test": {"es": "[chatwatch] Notificación de prueba", "en": "[chatwatch] Test notification"},
-    "body.firing": {
-        "es": "{what}: {value}{limit} en {scope}{blame}. Desde {since} UTC. Instancia {instance}.",
-        "en": "{what}: {value}{limit} on {scope}{blame}. Since {since} UTC. Instance {instance}.",
-    },
-    "body.resolved": {
-        "es": "{what} volvió a la normalidad en {scope}: {value}{limit}. Activa desde {since} hasta {at} UTC. "
-        "Instancia {instance}.",
-        "en": "{what} is back to normal on {scope}: {value}{limit}. Fired {since}, resolved {at} UTC. "
-        "Instance {instance}.",
-    },
-    "body.test": {
-        "es": "Si lees esto, las alertas de chatwatch llegan a este canal. Instancia {instance}, {at} UTC.",
-        "en": "If you can read this, chatwatch alerts reach this channel. Instance {instance}, {at} UTC.",
-    },
-    "scope.all": {"es": "todos los modelos", "en": "all models"},
-    "scope.model": {"es": "el modelo {model}", "en": "model {model}"},
-    "blame": {"es": " (peor: {model})", "en": " (worst: {model})"},
-    "limit": {"es": " (umbral {threshold})", "en": " (threshold {threshold})"},
-    "no_data": {"es": "sin datos", "en": "no data"},
-    "severity.info": {"es": "INFO", "en": "INFO"},
-    "severity.warning": {"es": "AVISO", "en": "WARNING"},
-    "severity.critical": {"es": "CRÍTICA", "en": "CRITICAL"},
-    "kind.error_rate": {"es": "Tasa de errores", "en": "Error rate"},
-    "kind.consecutive_failures": {"es": "Fallos seguidos", "en": "Consecutive failures"},
-    "kind.latency_p95": {"es": "Latencia p95", "en": "Latency p95"},
-    "kind.ttft_p95": {"es": "Tiempo al primer token p95", "en": "Time to first token p95"},
-    "kind.slow_response": {"es": "Respuesta lenta", "en": "Slow response"},
-    "kind.daily_cost": {"es": "Coste del día (UTC)", "en": "Cost today (UTC)"},
-    "kind.memory": {"es": "Memoria del proceso (RSS)", "en": "Process memory (RSS)"},
-    "kind.no_success": {"es": "Sin ninguna respuesta correcta", "en": "No successful response"},
-    "unit.failures": {"es": "{n} seguidos", "en": "{n} in a row"},
-    "unit.requests": {"es": "{n} peticiones sin éxito", "en": "{n} requests, none successful"},
-}
-
-
-_T.update(
-    {
-        "err.name_required": {"es": "el nombre es obligatorio", "en": "the name is required"},
-        "err.name_long": {
-            "es": "el nombre tiene más de 200 caracteres",
-            "en": "the name is longer than 200 characters",
-        },
-        "err.kind": {
-            "es": "tipo desconocido {value!r}; uno de: {options}",
-            "en": "unknown kind {value!r}; one of: {options}",
-        },
-        "err.severity": {
-            "es": "severidad desconocida {value!r}; una de: {options}",
-            "en": "unknown severity {value!r}; one of: {options}",
-        },
-        "err.number": {"es": "el umbral debe ser un número", "en": "the threshold must be a number"},
-        "err.fraction": {
-            "es": "una tasa de errores es una fracción entre 0 y 1 (0.05 = 5 %), no {value:g}",
-            "en": "an error rate is a fraction between 0 and 1 (0.05 = 5 %), not {value:g}",
-        },
-        "err.whole": {
-            "es": "el número de fallos seguidos debe ser un entero de al menos 1, no {value:g}",
-            "en": "the number of failures in a row must be a whole number of at least 1, not {value:g}",
-        },
-        "err.positive": {
-            "es": "el umbral debe ser mayor que 0, no {value:g}",
-            "en": "the threshold must be greater than 0, not {value:g}",
-        },
-        "err.cost": {
-            "es": "un coste diario no puede ser negativo ({value:g})",
-            "en": "a daily cost cannot be negative ({value:g})",
-        },
-        "err.window": {
-            "es": "la ventana debe ser de más de 0 y como mucho 1440 minutos (un día), no {value:g}",
-            "en": "the window must be more than 0 and at most 1440 minutes (a day), not {value:g}",
-        },
-        "err.min_requests": {
-            "es": "el mínimo de peticiones debe ser un entero de al menos 0, no {value}",
-            "en": "the minimum number of requests must be a whole number of at least 0, not {value}",
-        },
-        "err.for_minutes": {
-            "es": "los minutos de espera no pueden ser negativos ({value:g})",
-            "en": "'for' minutes cannot be negative ({value:g})",
-        },
-        "err.model": {"es": "modelo desconocido {value!r}", "en": "unknown model {value!r}"},
-        "err.exists": {"es": "ya existe una regla llamada {value!r}", "en": "a rule named {value!r} already exists"},
-        "err.missing": {"es": "no hay ninguna regla llamada {value!r}", "en": "there is no rule named {value!r}"},
-        "err.duplicate": {"es": "otra regla tiene este nombre", "en": "another rule has this name"},
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -119,20 +27,54 @@ class Problem:
         return tr(self.key, lang, **dict(self.values))
 
 
-# Alert wording joins the app's one table of strings (notifications and the CLI use it too).
-STRINGS.update({f"alert.{key}": entry for key, entry in _T.items()})
-
-
 def tr(key: str, lang: str, **values) -> str:
     return t(f"alert.{key}", lang, **values)
 
 
+def _known(key: str) -> bool:
+    return f"alert.{key}" in STRINGS
+
+
 def kind_label(kind: str, lang: str) -> str:
-    return tr(f"kind.{kind}", lang) if f"kind.{kind}" in _T else kind
+    return tr(f"kind.{kind}", lang) if _known(f"kind.{kind}") else kind
 
 
 def severity_label(severity: str, lang: str) -> str:
-    return tr(f"severity.{severity}", lang) if f"severity.{severity}" in _T else severity.upper()
+    return tr(f"severity.{severity}", lang) if _known(f"severity.{severity}") else severity.upper()
+
+
+def no_data_text(kind: str, samples: int, window_minutes: float, min_requests: int, lang: str) -> str:
+    """Why a window could not be measured: "no data: no requests in the last 5 min", or
+    "only 3 request(s) ... (5 needed)" under min_requests."""
+    window = f"{window_minutes:g}"
+    if kind == "memory":
+        return tr("no_data.memory", lang, window=window)
+    if samples <= 0:
+        return tr("no_data.none", lang, window=window)
+    return tr("no_data.few", lang, n=samples, window=window, needed=max(1, min_requests))
+
+
+def current_text(rule: Rule, m: Measurement, lang: str) -> str:
+    """A rule's current value for the page: the value with its unit, or why there is none."""
+    if m.no_data:
+        return no_data_text(rule.kind, m.samples, rule.window_minutes, rule.min_requests, lang)
+    return fmt_value(rule.kind, m.value, lang)
+
+
+def event_no_data(event: AlertEvent, lang: str) -> str | None:
+    """The "no data ..." words of an event that had no fresh measurement, else None."""
+    if event.reason != "no_data":
+        return None
+    if event.window_minutes is None:
+        return tr("no_data", lang)
+    return no_data_text(event.kind, event.samples or 0, event.window_minutes, event.min_requests or 0, lang)
+
+
+def event_value(event: AlertEvent, lang: str) -> str:
+    """An event's value for history rows: the value, or "no data: ..." / "rule off"."""
+    if event.state == "resolved" and event.reason == "off":
+        return tr("resolved.off", lang)
+    return event_no_data(event, lang) or fmt_value(event.kind, event.value, lang)
 
 
 def fmt_value(kind: str, value: float | None, lang: str) -> str:
@@ -173,7 +115,9 @@ def scope_label(model: str | None, lang: str) -> str:
 
 
 def title(event: AlertEvent, lang: str) -> str:
-    key = "title.renotify" if event.state == "renotify" else f"title.{event.state}"
+    key = f"title.{event.state}"
+    if event.state == "resolved" and event.reason == "no_data":
+        key = "title.resolved_no_data"
     return tr(key, lang, rule=event.rule, severity=severity_label(event.severity, lang))
 
 
@@ -191,12 +135,19 @@ def body(event: AlertEvent, lang: str) -> str:
         since=fmt_time(event.firing_since_us),
         at=fmt_time(event.at_us),
         instance=event.instance,
+        no_data=event_no_data(event, lang),
     )
-    return tr("body.resolved" if event.state == "resolved" else "body.firing", lang, **values)
+    if event.state == "resolved":
+        key = {"no_data": "body.resolved_no_data", "off": "body.resolved_off"}.get(event.reason, "body.resolved")
+    elif event.reason == "no_data":
+        key = "body.renotify_no_data"
+    else:
+        key = "body.firing"
+    return tr(key, lang, **values)
 
 
 def summary(event: AlertEvent, lang: str) -> str:
     """One line for toasts and tables."""
-    value = fmt_value(event.kind, event.value, lang)
+    value = event_value(event, lang)
     scope = event.scope or (event.model if event.model else tr("scope.all", lang))
     return f"{event.rule} — {kind_label(event.kind, lang)}: {value} · {scope}"

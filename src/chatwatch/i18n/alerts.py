@@ -1,10 +1,12 @@
-"""UI strings of the Alerts page, the alert banner and toasts (Spanish and English), merged
-into chatwatch.i18n.STRINGS on import so `t()` finds them. Words shared with
-notifications (kinds, units, validation errors) live in alerts/text.py."""
+"""Alert wording in Spanish and English: plain tables, loaded and merged by
+`chatwatch.i18n` at import (a key defined twice anywhere is an error there).
+
+Two tables: ALERT_STRINGS for the Alerts page, the banner and toasts ("alerts.*"), and
+NOTIFY_STRINGS for what notifications, logs and the page share ("alert.*": titles,
+bodies, kinds, units, "no data", validation errors); alerts/text.py puts values into
+them."""
 
 from __future__ import annotations
-
-from chatwatch.i18n import STRINGS
 
 ALERT_STRINGS: dict[str, dict[str, str]] = {
     "alerts.title": {"es": "Alertas", "en": "Alerts"},
@@ -50,6 +52,7 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
     "alerts.origin.config": {"es": "configuración", "en": "config"},
     "alerts.origin.edited": {"es": "configuración (editada aquí)", "en": "config (edited here)"},
     "alerts.origin.page": {"es": "esta página", "en": "this page"},
+    "alerts.origin.default": {"es": "predeterminada", "en": "built-in default"},
     "alerts.history.rules": {"es": "Reglas", "en": "Rules"},
     "alerts.history.states": {"es": "Eventos", "en": "Events"},
     "alerts.history.severities": {"es": "Severidad", "en": "Severity"},
@@ -73,6 +76,12 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
     "alerts.editor.min_requests": {"es": "Mínimo de peticiones en la ventana", "en": "Minimum requests in the window"},
     "alerts.editor.for_minutes": {"es": "Debe mantenerse durante (minutos)", "en": "Must hold for (minutes)"},
     "alerts.editor.enabled": {"es": "Activa", "en": "Enabled"},
+    "alerts.editor.no_data": {
+        "es": "Sin datos (ventana sin peticiones suficientes)",
+        "en": "On no data (too few requests)",
+    },
+    "alerts.no_data.keep": {"es": "seguir activa", "en": "keep firing"},
+    "alerts.no_data.resolve": {"es": "resolver como «sin datos»", "en": "resolve as 'no data'"},
     "alerts.editor.save": {"es": "Guardar", "en": "Save"},
     "alerts.editor.delete": {"es": "Borrar", "en": "Delete"},
     "alerts.editor.reset": {"es": "Volver a la versión de la configuración", "en": "Back to the config version"},
@@ -152,5 +161,133 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
     "alerts.toast.more": {"es": "y {n} evento(s) de alerta más", "en": "and {n} more alert event(s)"},
 }
 
-for _key, _value in ALERT_STRINGS.items():
-    STRINGS.setdefault(_key, _value)
+
+_T: dict[str, dict[str, str]] = {
+    "title.firing": {"es": "[chatwatch] ALERTA ({severity}): {rule}", "en": "[chatwatch] {severity} ALERT: {rule}"},
+    "title.renotify": {
+        "es": "[chatwatch] SIGUE ACTIVA ({severity}): {rule}",
+        "en": "[chatwatch] STILL FIRING ({severity}): {rule}",
+    },
+    "title.resolved": {"es": "[chatwatch] RESUELTA: {rule}", "en": "[chatwatch] RESOLVED: {rule}"},
+    "title.resolved_no_data": {
+        "es": "[chatwatch] RESUELTA (sin datos): {rule}",
+        "en": "[chatwatch] RESOLVED (no data): {rule}",
+    },
+    "title.test": {"es": "[chatwatch] Notificación de prueba", "en": "[chatwatch] Test notification"},
+    "body.firing": {
+        "es": "{what}: {value}{limit} en {scope}{blame}. Desde {since} UTC. Instancia {instance}.",
+        "en": "{what}: {value}{limit} on {scope}{blame}. Since {since} UTC. Instance {instance}.",
+    },
+    "body.renotify_no_data": {
+        "es": "{what} en {scope}{blame}: {no_data}. Sigue activa{limit} hasta que haya peticiones suficientes "
+        "para saberlo. Desde {since} UTC. Instancia {instance}.",
+        "en": "{what} on {scope}{blame}: {no_data}. Still firing{limit} until enough requests come back to tell. "
+        "Since {since} UTC. Instance {instance}.",
+    },
+    "body.resolved": {
+        "es": "{what} volvió a la normalidad en {scope}: {value}{limit}. Activa desde {since} hasta {at} UTC. "
+        "Instancia {instance}.",
+        "en": "{what} is back to normal on {scope}: {value}{limit}. Fired {since}, resolved {at} UTC. "
+        "Instance {instance}.",
+    },
+    "body.resolved_no_data": {
+        "es": "{what} en {scope}: resuelta por falta de datos, no por volver a la normalidad: {no_data}. "
+        "Activa desde {since} hasta {at} UTC. Instancia {instance}.",
+        "en": "{what} on {scope}: resolved for lack of data, not back to normal: {no_data}. "
+        "Fired {since}, resolved {at} UTC. Instance {instance}.",
+    },
+    "body.resolved_off": {
+        "es": "{what} en {scope}: la regla se desactivó o se borró y ya no se vigila. "
+        "Activa desde {since} hasta {at} UTC. Instancia {instance}.",
+        "en": "{what} on {scope}: the rule was disabled or deleted and is no longer watched. "
+        "Fired {since}, resolved {at} UTC. Instance {instance}.",
+    },
+    "body.test": {
+        "es": "Si lees esto, las alertas de chatwatch llegan a este canal. Instancia {instance}, {at} UTC.",
+        "en": "If you can read this, chatwatch alerts reach this channel. Instance {instance}, {at} UTC.",
+    },
+    "scope.all": {"es": "todos los modelos", "en": "all models"},
+    "scope.model": {"es": "el modelo {model}", "en": "model {model}"},
+    "blame": {"es": " (peor: {model})", "en": " (worst: {model})"},
+    "limit": {"es": " (umbral {threshold})", "en": " (threshold {threshold})"},
+    "no_data": {"es": "sin datos", "en": "no data"},
+    "no_data.none": {
+        "es": "sin datos: ninguna petición en los últimos {window} min",
+        "en": "no data: no requests in the last {window} min",
+    },
+    "no_data.few": {
+        "es": "sin datos: solo {n} petición(es) en los últimos {window} min (hacen falta {needed})",
+        "en": "no data: only {n} request(s) in the last {window} min ({needed} needed)",
+    },
+    "no_data.memory": {
+        "es": "sin datos: ninguna medida de memoria en los últimos {window} min",
+        "en": "no data: no memory reading in the last {window} min",
+    },
+    "resolved.no_data": {"es": "resuelta (sin datos)", "en": "resolved (no data)"},
+    "resolved.off": {"es": "resuelta (regla desactivada)", "en": "resolved (rule off)"},
+    "severity.info": {"es": "INFO", "en": "INFO"},
+    "severity.warning": {"es": "AVISO", "en": "WARNING"},
+    "severity.critical": {"es": "CRÍTICA", "en": "CRITICAL"},
+    "kind.error_rate": {"es": "Tasa de errores", "en": "Error rate"},
+    "kind.consecutive_failures": {"es": "Fallos seguidos", "en": "Consecutive failures"},
+    "kind.latency_p95": {"es": "Latencia p95", "en": "Latency p95"},
+    "kind.ttft_p95": {"es": "Tiempo al primer token p95", "en": "Time to first token p95"},
+    "kind.slow_response": {"es": "Respuesta lenta", "en": "Slow response"},
+    "kind.daily_cost": {"es": "Coste del día (UTC)", "en": "Cost today (UTC)"},
+    "kind.memory": {"es": "Memoria del proceso (RSS)", "en": "Process memory (RSS)"},
+    "kind.no_success": {"es": "Sin ninguna respuesta correcta", "en": "No successful response"},
+    "unit.failures": {"es": "{n} seguidos", "en": "{n} in a row"},
+    "unit.requests": {"es": "{n} peticiones sin éxito", "en": "{n} requests, none successful"},
+    # validation
+    "err.name_required": {"es": "el nombre es obligatorio", "en": "the name is required"},
+    "err.name_long": {
+        "es": "el nombre tiene más de 200 caracteres",
+        "en": "the name is longer than 200 characters",
+    },
+    "err.kind": {
+        "es": "tipo desconocido {value!r}; uno de: {options}",
+        "en": "unknown kind {value!r}; one of: {options}",
+    },
+    "err.severity": {
+        "es": "severidad desconocida {value!r}; una de: {options}",
+        "en": "unknown severity {value!r}; one of: {options}",
+    },
+    "err.no_data": {
+        "es": "valor desconocido para «sin datos» {value!r}; uno de: {options}",
+        "en": "unknown no_data choice {value!r}; one of: {options}",
+    },
+    "err.number": {"es": "el umbral debe ser un número", "en": "the threshold must be a number"},
+    "err.fraction": {
+        "es": "una tasa de errores es una fracción entre 0 y 1 (0.05 = 5 %), no {value:g}",
+        "en": "an error rate is a fraction between 0 and 1 (0.05 = 5 %), not {value:g}",
+    },
+    "err.whole": {
+        "es": "el número de fallos seguidos debe ser un entero de al menos 1, no {value:g}",
+        "en": "the number of failures in a row must be a whole number of at least 1, not {value:g}",
+    },
+    "err.positive": {
+        "es": "el umbral debe ser mayor que 0, no {value:g}",
+        "en": "the threshold must be greater than 0, not {value:g}",
+    },
+    "err.cost": {
+        "es": "un coste diario no puede ser negativo ({value:g})",
+        "en": "a daily cost cannot be negative ({value:g})",
+    },
+    "err.window": {
+        "es": "la ventana debe ser de más de 0 y como mucho 1440 minutos (un día), no {value:g}",
+        "en": "the window must be more than 0 and at most 1440 minutes (a day), not {value:g}",
+    },
+    "err.min_requests": {
+        "es": "el mínimo de peticiones debe ser un entero de al menos 0, no {value}",
+        "en": "the minimum number of requests must be a whole number of at least 0, not {value}",
+    },
+    "err.for_minutes": {
+        "es": "los minutos de espera no pueden ser negativos ({value:g})",
+        "en": "'for' minutes cannot be negative ({value:g})",
+    },
+    "err.model": {"es": "modelo desconocido {value!r}", "en": "unknown model {value!r}"},
+    "err.exists": {"es": "ya existe una regla llamada {value!r}", "en": "a rule named {value!r} already exists"},
+    "err.missing": {"es": "no hay ninguna regla llamada {value!r}", "en": "there is no rule named {value!r}"},
+    "err.duplicate": {"es": "otra regla tiene este nombre", "en": "another rule has this name"},
+}
+NOTIFY_STRINGS: dict[str, dict[str, str]] = {f"alert.{key}": entry for key, entry in _T.items()}
