@@ -98,6 +98,9 @@ class AppConfig(_Strict):
 
 class StoreConfig(_Strict):
     url: str | None = None  # default: sqlite file in data_dir
+    # Records kept in memory while the store cannot take them (disk full, database down);
+    # past this the oldest are dropped, counted and the drop recorded once the store is back.
+    unsaved_max_records: int = Field(10_000, ge=1, le=10_000_000)
 
     @field_validator("url")
     @classmethod

@@ -94,6 +94,24 @@ leases = sa.Table(
     sa.Column("expires_us", sa.BigInteger, nullable=False),
 )
 
+# Request records a process could not keep until the store took them again (its unsaved
+# backlog was full, or it closed with the store still down): one row per model and burst,
+# written once the store is back, so the dashboard can say a range is incomplete instead
+# of silently undercounting it. first/last_started_us bound the lost records' start times.
+record_losses = sa.Table(
+    "record_losses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),  # when the last of them was dropped
+    sa.Column("instance", sa.String(200), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("first_started_us", sa.BigInteger, nullable=False),
+    sa.Column("last_started_us", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("ix_record_losses_last_started", "last_started_us"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,

@@ -4,6 +4,14 @@
 
 Slow work (alert evaluation, exporters) runs after the commit, off the request path, in
 listeners fed by a background thread.
+
+When the store cannot take a record (disk full, database locked or down), the chat goes
+on: the record joins an in-memory backlog and a background thread (`UnsavedWriter`)
+retries it with backoff, so a user's request only ever commits its own record and never
+replays anyone else's. A lock guards the backlog itself, never a commit, so requests
+commit concurrently. Past `[store] unsaved_max_records` the oldest kept records are
+dropped; each drop is logged (once per burst), counted (`dropped_count`) and written to
+the store's `record_losses` table once the store is back (store/losses.py).
 """
 
 from __future__ import annotations
@@ -16,8 +24,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from chatwatch import __version__
+from chatwatch.background import BackgroundThread
 from chatwatch.config import ModelConfig, Settings
 from chatwatch.logs.configure import log_context
 from chatwatch.models.contract import (
@@ -29,6 +41,7 @@ from chatwatch.models.contract import (
     WaitCallback,
 )
 from chatwatch.privacy import redact_text, scrub
+from chatwatch.store.losses import Loss, write_losses
 from chatwatch.store.record import RequestRecord, utcnow
 from chatwatch.telemetry import memory
 from chatwatch.telemetry.pricing import Pricer
@@ -37,6 +50,9 @@ log = logging.getLogger("chatwatch.requests")
 
 ERROR_MESSAGE_MAX = 500
 RecordListener = Callable[[RequestRecord], None]
+RETRY_FIRST_S = 0.5  # the unsaved writer's first wait after a failed retry; doubled up to
+RETRY_MAX_S = 30.0
+RETRY_BATCH = 500  # kept records written per transaction by the unsaved writer
 
 
 def default_instance() -> str:
@@ -72,6 +88,69 @@ class MonitoredStream(Iterator[str]):
         self.close()
 
 
+@dataclass(frozen=True)
+class StoreHealth:
+    """What the chat page says about monitoring: records kept in memory because the store
+    could not take them, and records dropped by this process so far."""
+
+    unsaved: int
+    lost: int
+    reason: str | None  # the store's last error while records are unsaved
+
+    @property
+    def degraded(self) -> bool:
+        return self.unsaved > 0 or self.reason is not None
+
+
+class _Burst:
+    """Drops of one model's records during one stretch of store trouble, until written."""
+
+    __slots__ = ("count", "first_started", "last_started", "at", "reason")
+
+    def __init__(self, record: RequestRecord, reason: str) -> None:
+        self.count = 0
+        self.first_started = self.last_started = record.started_at
+        self.at = utcnow()
+        self.reason = reason
+
+    def add(self, record: RequestRecord) -> None:
+        self.count += 1
+        self.first_started = min(self.first_started, record.started_at)
+        self.last_started = max(self.last_started, record.started_at)
+        self.at = utcnow()
+
+
+class UnsavedWriter(BackgroundThread):
+    """Writes the monitor's kept records once the store takes them again, waiting
+    RETRY_FIRST_S, doubled after each failure up to RETRY_MAX_S. Woken at once by a
+    first failure and by any successful commit (the store is back)."""
+
+    thread_name = "chatwatch-unsaved-records"
+
+    def __init__(self, monitor: Monitor) -> None:
+        super().__init__()
+        self._monitor = monitor
+        self._wake = threading.Event()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def _stopping(self) -> None:
+        self._wake.set()
+
+    def loop(self, stop: threading.Event) -> None:
+        delay: float | None = None  # None: nothing to retry, wait for a nudge
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if stop.is_set():
+                return
+            if self._monitor.flush_unsaved():
+                delay = None
+            else:
+                delay = RETRY_FIRST_S if delay is None else min(delay * 2, RETRY_MAX_S)
+
+
 class Monitor:
     def __init__(self, settings: Settings, store, *, pricer: Pricer | None = None, instance: str | None = None):
         self.settings = settings
@@ -80,10 +159,17 @@ class Monitor:
         self.instance = instance or settings.app.instance or default_instance()
         self.capture_content = settings.privacy.capture_content
         self._listeners: list[RecordListener] = []
-        # Records the store could not take (disk full, database down): kept and retried.
-        self._unsaved: deque[RequestRecord] = deque(maxlen=10_000)
+        # Records the store could not take (disk full, database down): kept, and written by
+        # the unsaved writer thread. The lock guards these fields only, never a commit.
+        self.max_unsaved = settings.store.unsaved_max_records
+        self._unsaved: deque[RequestRecord] = deque()
+        self._in_flight = 0  # records the writer took from the backlog and is writing
         self._unsaved_lock = threading.Lock()
+        self._bursts: dict[str, _Burst] = {}  # model -> drops not yet written to the store
+        self.dropped_count = 0  # records this monitor dropped, ever (written or not)
         self.last_store_error: str | None = None
+        self._writer = UnsavedWriter(self)
+        self._closed = False
         self._after: queue.SimpleQueue[RequestRecord | None] = queue.SimpleQueue()
         self._after_thread: threading.Thread | None = None
         self._pending_after = 0
@@ -132,8 +218,17 @@ class Monitor:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Let the listeners see the records already made, then stop the after-record
-        thread and wait for it. Idempotent."""
+        """Stop the unsaved writer, make one last attempt to write the kept records (what
+        still cannot be written is logged and counted as lost), let the listeners see the
+        records already made, then stop the after-record thread. Each step waits at most
+        `timeout`. Idempotent."""
+        with self._unsaved_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._writer.stop(timeout)
+        if not self.flush_unsaved(deadline=time.monotonic() + timeout):
+            self._abandon_unsaved()
         self.drain(timeout)
         with self._pending_cond:
             thread, self._after_thread = self._after_thread, None
@@ -313,24 +408,174 @@ class Monitor:
             response_text=redact_text(scrub(text)) if self.capture_content else None,
         )
 
+    # -- records the store could not take ---------------------------------------------
     def _save(self, record: RequestRecord) -> str | None:
-        """Commit the record (and any kept earlier). On failure keep it and say why."""
-        with self._unsaved_lock:
-            self._unsaved.append(record)
-            try:
-                while self._unsaved:
-                    self.store.write(self._unsaved[0])
-                    self._unsaved.popleft()
-                self.last_store_error = None
-                return None
-            except Exception as exc:
-                self.last_store_error = f"could not save request records ({len(self._unsaved)} kept in memory): {exc}"
-                log.error(self.last_store_error, extra={"error_type": type(exc).__name__})
-                return self.last_store_error
+        """Commit this one record (never the backlog: that is the unsaved writer's job).
+        On failure keep it, wake the writer and say why."""
+        try:
+            self.store.write(record)
+        except Exception as exc:
+            return self._keep(record, exc)
+        if self._unsaved or self._bursts:
+            self._writer.nudge()  # the store takes records again: no need to sit out the backoff
+        return None
 
-    @property
+    def _keep(self, record: RequestRecord, exc: Exception) -> str:
+        reason = scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX]
+        with self._unsaved_lock:
+            if self._closed:  # a reply that outlived its runtime: nobody is left to retry it
+                self.dropped_count += 1
+                message = f"could not save the request record, and the monitor is closed: it is lost: {reason}"
+            else:
+                self._unsaved.append(record)
+                self._enforce_bound(reason)
+                kept = len(self._unsaved) + self._in_flight
+                self.last_store_error = f"could not save request records ({kept} kept in memory): {reason}"
+                message = self.last_store_error
+                self._writer.start()  # idempotent; no thread at all while the store is healthy
+                self._writer.nudge()
+        log.error(message, extra={"error_type": type(exc).__name__})
+        return message
+
+    def _enforce_bound(self, reason: str) -> None:
+        """Drop the oldest kept records past the bound (called with the lock held)."""
+        while self._unsaved and len(self._unsaved) + self._in_flight > self.max_unsaved:
+            self._drop(
+                self._unsaved.popleft(),
+                f"unsaved backlog full ([store] unsaved_max_records = "
+                f"{self.max_unsaved}) while the store failed: {reason}",
+            )
+
+    def _drop(self, record: RequestRecord, reason: str) -> None:
+        """Count a record as lost (lock held); the first drop of a burst is logged."""
+        self.dropped_count += 1
+        burst = self._bursts.get(record.model)
+        if burst is None:
+            burst = self._bursts[record.model] = _Burst(record, reason)
+            if len(self._bursts) == 1:  # the burst's first drop: later ones are summed up when written
+                log.warning(
+                    "dropping request records: %s; the oldest are dropped from now on, counted, and "
+                    "the count is written to the store once it is back (%d dropped so far)",
+                    reason,
+                    self.dropped_count,
+                    extra={"dropped_count": self.dropped_count, "unsaved": len(self._unsaved)},
+                )
+        burst.add(record)
+
+    def flush_unsaved(self, *, deadline: float | None = None) -> bool:
+        """Write the kept records (RETRY_BATCH per transaction) and the pending loss counts.
+        True when nothing is left to write. Runs on the unsaved writer's thread (or in
+        `close()`), never on a request's."""
+        while deadline is None or time.monotonic() < deadline:
+            with self._unsaved_lock:
+                batch = [self._unsaved.popleft() for _ in range(min(RETRY_BATCH, len(self._unsaved)))]
+                self._in_flight += len(batch)
+            if not batch:
+                break
+            try:
+                self._write_batch(batch)
+            except Exception as exc:
+                reason = scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX]
+                with self._unsaved_lock:
+                    self._in_flight -= len(batch)
+                    self._unsaved.extendleft(reversed(batch))
+                    self._enforce_bound(reason)
+                    kept = len(self._unsaved)
+                    self.last_store_error = f"could not save request records ({kept} kept in memory): {reason}"
+                log.debug("retry of %d kept records failed: %s", kept, reason)
+                return False
+            with self._unsaved_lock:
+                self._in_flight -= len(batch)
+                left = len(self._unsaved)
+            log.info("wrote %d kept request records (%d still kept)", len(batch), left, extra={"written": len(batch)})
+        if not self._write_losses():
+            return False
+        with self._unsaved_lock:
+            done = not self._unsaved
+            if done:
+                self.last_store_error = None
+        return done
+
+    def _write_batch(self, batch: list[RequestRecord]) -> None:
+        try:
+            self.store.write_many(batch)
+        except sa.exc.IntegrityError:
+            # One record the store refuses for good (e.g. a commit that went through although
+            # its connection failed, so the id exists): write the rest one by one.
+            for record in batch:
+                try:
+                    self.store.write(record)
+                except sa.exc.IntegrityError as exc:
+                    if self.store.get(record.id) is None:
+                        with self._unsaved_lock:
+                            self._drop(record, scrub(f"the store refused the record: {exc.orig}")[:ERROR_MESSAGE_MAX])
+
+    def _write_losses(self) -> bool:
+        with self._unsaved_lock:
+            bursts, self._bursts = self._bursts, {}
+        if not bursts:
+            return True
+        losses = [
+            Loss(
+                at=b.at,
+                instance=self.instance,
+                model=model,
+                count=b.count,
+                first_started=b.first_started,
+                last_started=b.last_started,
+                reason=b.reason,
+            )
+            for model, b in bursts.items()
+        ]
+        try:
+            write_losses(self.store, losses)
+        except Exception as exc:
+            with self._unsaved_lock:  # put them back, merged with drops made meanwhile
+                for model, b in bursts.items():
+                    newer = self._bursts.get(model)
+                    if newer is not None:
+                        b.count += newer.count
+                        b.first_started = min(b.first_started, newer.first_started)
+                        b.last_started = max(b.last_started, newer.last_started)
+                        b.at = max(b.at, newer.at)
+                    self._bursts[model] = b
+            log.debug("writing record losses failed: %s", exc)
+            return False
+        total = sum(b.count for b in bursts.values())
+        log.warning(
+            "lost %d request records while the store failed (%s); the loss is recorded in the store",
+            total,
+            ", ".join(f"{model}: {b.count}" for model, b in bursts.items()),
+            extra={"lost": total, "dropped_count": self.dropped_count},
+        )
+        return True
+
+    def _abandon_unsaved(self) -> None:
+        """At close, with the store still failing: the kept records are lost; say so."""
+        with self._unsaved_lock:
+            abandoned, self._unsaved = list(self._unsaved), deque()
+            self.dropped_count += len(abandoned)
+            pending = sum(b.count for b in self._bursts.values())
+        if abandoned or pending:
+            log.error(
+                "closing with the store failing: %d kept request records and %d counted drops could not be "
+                "written and are lost (%s)",
+                len(abandoned),
+                pending,
+                self.last_store_error,
+                extra={"lost": len(abandoned) + pending, "dropped_count": self.dropped_count},
+            )
+
     def unsaved_count(self) -> int:
-        return len(self._unsaved)
+        """Records kept in memory, waiting for the store."""
+        with self._unsaved_lock:
+            return len(self._unsaved) + self._in_flight
+
+    def health(self) -> StoreHealth:
+        with self._unsaved_lock:
+            unsaved = len(self._unsaved) + self._in_flight
+            reason = self.last_store_error if unsaved or self._bursts else None
+            return StoreHealth(unsaved=unsaved, lost=self.dropped_count, reason=reason)
 
     def _log_end(self, r: RequestRecord) -> None:
         extra = {
