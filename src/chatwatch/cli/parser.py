@@ -1,11 +1,20 @@
-"""chatwatch command line: run | ask | models | export | cleanup | check-config | bench."""
+"""chatwatch command line: run | ask | models | export | stats | cleanup | check-config | bench.
+
+Start-up cost is part of the interface: `chatwatch --version` and `chatwatch ask` import
+neither pandas, plotly, Streamlit nor any benchmark. So every command imports what it needs
+inside itself, and `bench` lists the benchmark modules by file name; only the one that runs
+is imported, and its own arguments are parsed then.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import importlib.util
 import json
 import os
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -71,9 +80,11 @@ def cmd_ask(args) -> int:
             runtime.alerts.flush(10)  # deliver this request's notifications before exiting
     record = reply.record
     if args.json:
+        from chatwatch.reports.export import json_object  # the exports' JSON: exact cost numbers
+
         out = record.to_dict() if record else {}
         out["text"] = reply.text
-        print(json.dumps(out, ensure_ascii=False))
+        print(json_object(out))
     elif failure is None:
         sys.stdout.write("\n")
     if reply.store_error:
@@ -115,9 +126,26 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+BENCH_PACKAGE = "chatwatch.bench"
+
+
+def bench_names() -> list[str]:
+    """The benchmarks, by module file name: found without importing any of them (nor the
+    package itself, whose import would be one more module at start-up)."""
+    spec = importlib.util.find_spec(BENCH_PACKAGE)
+    locations = spec.submodule_search_locations if spec else None
+    return sorted(m.name for m in pkgutil.iter_modules(locations or []) if not m.name.startswith("_"))
+
+
 def cmd_bench(args) -> int:
-    settings = _settings(args)
-    figures = args.bench_module.run(args, settings)
+    module = importlib.import_module(f"{BENCH_PACKAGE}.{args.bench}")
+    parser = argparse.ArgumentParser(prog=f"chatwatch bench {args.bench}", description=module.HELP)
+    _common(parser)
+    module.add_arguments(parser)
+    bench_args = parser.parse_args(args.bench_args)
+    bench_args.bench = args.bench
+    settings = _settings(bench_args)
+    figures = module.run(bench_args, settings)
     print(json.dumps(figures))
     return 0
 
@@ -160,15 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(sub, _common)
 
-    p = sub.add_parser("bench", help="side-by-side benchmarks")
-    bench_sub = p.add_subparsers(dest="bench", required=True)
-    from chatwatch import bench
-
-    for name, module in sorted(bench.available().items()):
-        bp = bench_sub.add_parser(name, help=module.HELP)
-        _common(bp)
-        module.add_arguments(bp)
-        bp.set_defaults(func=cmd_bench, bench_module=module)
+    p = sub.add_parser(
+        "bench",
+        help="side-by-side benchmarks",
+        description="Side-by-side benchmarks (see BENCHMARKS.md).",
+        epilog="`chatwatch bench NAME --help` lists that benchmark's options.",
+    )
+    p.add_argument("bench", choices=bench_names(), metavar="NAME", help="one of: %(choices)s")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="...", help="the benchmark's own options")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
