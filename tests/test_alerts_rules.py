@@ -514,6 +514,33 @@ def test_invalid_config_rules_are_reported_and_skipped(store):
     svc.close()
 
 
+def test_no_data_choice_is_validated_and_kept(store):
+    svc = AlertService(_settings([]), store.engine, instance="t")
+    bad = Rule(name="r", kind="error_rate", threshold=0.1, no_data="ignore")
+    assert (
+        svc.save_rule(bad, create=True)["no_data"].text("en")
+        == "unknown no_data choice 'ignore'; one of: keep, resolve"
+    )
+    assert svc.save_rule(bad.with_settings(no_data="resolve"), create=True) == {}
+    assert svc.rule("r").no_data == "resolve"
+    svc.close()
+
+
+def test_config_rules_keep_their_version_across_the_no_data_key():
+    """Rules stored before `no_data` existed keep their config hash (and so their page
+    edits) when the config does not set it; setting it is a new version."""
+    import hashlib
+    import json
+
+    from chatwatch.alerts.model import config_hash
+
+    before = {"name": "slow", "kind": "slow_response", "threshold": 10.0, "model": None, "severity": "warning"}
+    before |= {"window_minutes": 5.0, "min_requests": 1, "for_minutes": 0.0, "enabled": True}
+    old_hash = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+    assert config_hash(config.AlertRuleConfig(**before)) == old_hash
+    assert config_hash(config.AlertRuleConfig(**before, no_data="resolve")) != old_hash
+
+
 def test_alert_tables_match_the_migration(store):
     import sqlalchemy as sa
 

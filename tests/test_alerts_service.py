@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -102,3 +102,54 @@ def test_one_timer_per_process_and_store(sqlite_store):
     old.close()
     new.close()
     assert len(_alert_threads()) == before
+
+
+# --- the default rules ----------------------------------------------------------------------
+
+
+def _restart(store, rules: list[dict] | None = None) -> AlertService:
+    """A new service on the same store, as the next start of the app builds."""
+    svc = AlertService(config.parse({"alerts": {"rules": rules or []}}), store.engine, instance="t")
+    svc.seed()
+    return svc
+
+
+def test_a_fresh_store_gets_the_default_rules_once(store):
+    first = _restart(store)
+    rules = {r.name: r for r in first.rules()}
+    assert set(rules) == {"frequent errors", "slow responses"}
+    errors, slow = rules["frequent errors"], rules["slow responses"]
+    assert (errors.kind, errors.threshold, errors.window_minutes, errors.min_requests) == ("error_rate", 0.2, 5, 5)
+    assert (slow.kind, slow.threshold, slow.window_minutes) == ("slow_response", 30.0, 5)
+    assert all(r.origin == "default" and r.enabled for r in rules.values())
+    # Edited, disabled and deleted defaults stay as the user left them after a restart.
+    assert first.save_rule(errors.with_settings(threshold=0.5, severity="critical"), create=False) == {}
+    assert first.save_rule(slow.with_settings(enabled=False), create=False) == {}
+    second = _restart(store)
+    assert second.seed().defaults == []
+    after = {r.name: r for r in second.rules()}
+    assert (after["frequent errors"].threshold, after["frequent errors"].severity) == (0.5, "critical")
+    assert after["slow responses"].enabled is False
+    assert second.delete_rule("slow responses")
+    third = _restart(store)
+    assert [r.name for r in third.rules()] == ["frequent errors"]
+    for svc in (first, second, third):
+        svc.close()
+
+
+def test_no_default_rules_when_the_config_names_some(store):
+    svc = _restart(store, [RULE])
+    assert [r.name for r in svc.rules()] == ["down"]
+    svc.close()
+    later = _restart(store)  # the config rule removed later: a used store gets no defaults either
+    assert later.rules() == []
+    later.close()
+
+
+def test_the_default_error_rule_fires_on_frequent_errors(store):
+    svc = _restart(store)
+    now = datetime.now(UTC)
+    for i, status in enumerate(["error", "ok", "ok", "error", "ok"]):  # 2 of 5: 40 %
+        store.write(make_record(status=status, started_at=now - timedelta(seconds=10 - i)))
+    assert [(e.rule, e.state) for e in svc.evaluate_now()] == [("frequent errors", "firing")]
+    svc.close()

@@ -116,7 +116,8 @@ def test_alerts_page_shows_active_alerts_and_history(app_config):
     rules = at.tabs[2].dataframe[0].value
     assert rules["Rule"].tolist() == ["errors", "model down"]
     assert rules["Origin"].tolist() == ["config", "config"]
-    assert rules["Current value"].tolist() == ["100 %", "2 in a row"]
+    # 2 of the 10 requests "errors" needs: no data, not a 100 % made from two requests.
+    assert rules["Current value"].tolist() == ["no data: only 2 request(s) in the last 5 min (10 needed)", "2 in a row"]
 
 
 def test_rule_editor_validates_and_saves(app_config):

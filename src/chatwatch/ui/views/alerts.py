@@ -9,6 +9,7 @@ import streamlit as st
 import chatwatch.i18n  # noqa: F401
 from chatwatch.alerts.model import (
     KINDS,
+    NO_DATA_CHOICES,
     SEVERITIES,
     US_PER_MIN,
     USES_MIN_REQUESTS,
@@ -16,7 +17,7 @@ from chatwatch.alerts.model import (
     USES_WINDOW,
     Rule,
 )
-from chatwatch.alerts.text import fmt_threshold, fmt_time, fmt_value, kind_label
+from chatwatch.alerts.text import current_text, event_value, fmt_threshold, fmt_time, fmt_value, kind_label
 from chatwatch.i18n import t
 from chatwatch.ui.state import lang, runtime
 from chatwatch.ui.widgets.alerts import toast_new_alerts
@@ -40,7 +41,18 @@ DEFAULT_THRESHOLD = {
     "memory": 1024.0,
     "no_success": 0.0,
 }
-FIELDS = ("name", "kind", "severity", "model", "threshold", "window_minutes", "min_requests", "for_minutes", "enabled")
+FIELDS = (
+    "name",
+    "kind",
+    "severity",
+    "model",
+    "threshold",
+    "window_minutes",
+    "min_requests",
+    "for_minutes",
+    "enabled",
+    "no_data",
+)
 
 
 def _state_label(s: str) -> str:
@@ -117,7 +129,7 @@ def history_tab() -> None:
             t("alerts.col.rule", L): e.rule,
             t("alerts.col.state", L): _state_label(e.state),
             t("alerts.col.severity", L): _severity_label(e.severity),
-            t("alerts.col.value", L): fmt_value(e.kind, e.value, L),
+            t("alerts.col.value", L): event_value(e, L),
             t("alerts.col.threshold", L): fmt_threshold(e.kind, e.threshold, L),
             t("alerts.col.scope", L): _scope(e.scope),
             t("alerts.col.model", L): e.model or "—",
@@ -153,6 +165,7 @@ def _rule_from_widgets(pick: str) -> Rule:
         min_requests=int(state[_key("min_requests", pick)]),
         for_minutes=float(state[_key("for_minutes", pick)]),
         enabled=bool(state[_key("enabled", pick)]),
+        no_data=state[_key("no_data", pick)],
     )
 
 
@@ -193,7 +206,7 @@ def _on_reset(name: str) -> None:
 def _origin(rule: Rule) -> str:
     if rule.origin == "config":
         return t("alerts.origin.edited" if rule.edited else "alerts.origin.config", L)
-    return t("alerts.origin.page", L)
+    return t("alerts.origin.default" if rule.origin == "default" else "alerts.origin.page", L)
 
 
 def rules_table(rules: list[Rule]) -> None:
@@ -204,7 +217,7 @@ def rules_table(rules: list[Rule]) -> None:
     rows = []
     for r in rules:
         try:
-            current = fmt_value(r.kind, svc.current(r).value, L) if r.enabled else "—"
+            current = current_text(r, svc.current(r), L) if r.enabled else "—"
         except Exception:
             current = "?"
         s = states.get(r.name)
@@ -297,6 +310,13 @@ def rule_editor(rules: list[Rule]) -> None:
         t("alerts.editor.for_minutes", L), value=float(rule.for_minutes), step=1.0, key=_key("for_minutes", pick)
     )
     st.checkbox(t("alerts.editor.enabled", L), rule.enabled, key=_key("enabled", pick))
+    st.selectbox(
+        t("alerts.editor.no_data", L),
+        NO_DATA_CHOICES,
+        index=NO_DATA_CHOICES.index(rule.no_data),
+        key=_key("no_data", pick),
+        format_func=lambda c: t(f"alerts.no_data.{c}", L),
+    )
     unused = [
         t(f"alerts.editor.{f}", L)
         for f, used in (
