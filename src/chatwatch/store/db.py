@@ -1,8 +1,16 @@
-"""The store's database engines: SQLite files in WAL mode with BEGIN IMMEDIATE for writes
-(SQLAlchemy's documented pysqlite recipe), or PostgreSQL."""
+"""The store's database engines and its one kind of write transaction.
+
+SQLite files run in WAL mode with BEGIN IMMEDIATE for writes (SQLAlchemy's documented
+pysqlite recipe: the driver's own BEGIN handling is off and the `begin` event emits ours);
+PostgreSQL runs plain READ COMMITTED transactions. Every write of chatwatch -- records and
+rollups, migrations, leases, alerts, retention -- goes through `write_transaction`, so there
+is one place that decides how a write takes its lock.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +20,19 @@ from sqlalchemy import event
 from chatwatch.store import rollups
 
 BUSY_TIMEOUT_MS = 10_000
+# Execution option read by the SQLite `begin` hook below: BEGIN IMMEDIATE instead of BEGIN.
+_WRITE_OPTION = "chatwatch_write"
+WRITE_LOCK = {_WRITE_OPTION: True}
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction on a pooled connection, committed on success, rolled back on any
+    exception. SQLite: BEGIN IMMEDIATE, so the write lock is taken (or waited for, up to the
+    busy timeout) at the start -- a deferred transaction that later needs it can fail with
+    SQLITE_BUSY without waiting. PostgreSQL: a plain transaction (row locks do the rest)."""
+    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
+        yield conn
 
 
 def create_engine(url: str | sa.URL, **engine_kw: Any) -> sa.Engine:
@@ -55,5 +76,5 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    write = conn.get_execution_options().get("chatwatch_write", False)
+    write = conn.get_execution_options().get(_WRITE_OPTION, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

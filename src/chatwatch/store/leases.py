@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from chatwatch.store.migrations import write_transaction
+from chatwatch.store.db import write_transaction
 from chatwatch.store.rollups import INSERT
 from chatwatch.store.schema import leases
 

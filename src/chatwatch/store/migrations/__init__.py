@@ -2,7 +2,7 @@
 
 Each module here named `mNNNN_<name>.py` defines VERSION (int), NAME (str) and
 `upgrade(conn)`; new modules are found automatically. Pending migrations run in version
-order inside one transaction that first takes the database's migration lock
+order inside one `write_transaction` that first takes the database's migration lock
 (BEGIN IMMEDIATE on SQLite, a transaction-scoped advisory lock on PostgreSQL), so several
 processes opening a fresh database at once apply each migration exactly once.
 
@@ -16,27 +16,16 @@ import importlib
 import pkgutil
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 
 import sqlalchemy as sa
 
+from chatwatch.store.db import write_transaction
 from chatwatch.store.schema import schema_migrations
 
 _MODULE = re.compile(r"^m(\d{4})_\w+$")
 # pg_advisory_xact_lock key: any constant shared by every chatwatch process.
 PG_LOCK_KEY = 0x63_68_61_74_77  # "chatw"
-# Execution option understood by the store's SQLite `begin` hook: BEGIN IMMEDIATE.
-WRITE_LOCK = {"chatwatch_write": True}
-
-
-@contextmanager
-def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A write transaction: BEGIN IMMEDIATE on SQLite (a deferred one that later needs the
-    write lock can fail with SQLITE_BUSY without waiting), a plain one on PostgreSQL."""
-    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
-        yield conn
 
 
 def discover() -> list[ModuleType]:
