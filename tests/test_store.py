@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -211,6 +212,23 @@ def test_sqlite_writes_take_the_lock_at_begin(sqlite_store: Store, sqlite_url: s
         other.execute("BEGIN IMMEDIATE")  # a plain read transaction does not block writers
         other.execute("ROLLBACK")
     other.close()
+
+
+def test_close_closes_the_pooled_connections(sqlite_url: str) -> None:
+    """Store.close() disposes the engine's pool: no handle on the database file is left."""
+    path = Path(sa.make_url(sqlite_url).database).resolve()
+    me = psutil.Process()
+    open_db = lambda: [f.path for f in me.open_files() if Path(f.path).resolve() == path]  # noqa: E731
+    store = Store.open(sqlite_url)
+    threads = [threading.Thread(target=lambda: [store.write(make_record()) for _ in range(20)]) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pool = store.engine.pool
+    assert open_db() and pool.checkedin() >= 1 and pool.checkedout() == 0
+    store.close()
+    assert open_db() == [] and pool.checkedin() == 0
 
 
 def test_sqlite_in_memory_is_refused() -> None:

@@ -7,18 +7,18 @@ of failing, BEGIN IMMEDIATE for writes (a deferred transaction that later needs 
 lock can fail with SQLITE_BUSY without waiting), and incremental auto-vacuum so retention
 can give space back.
 
-`write()` is the hot path: one commit per request, including its rollups. It runs
-statements that SQLAlchemy compiled once per store straight on a DBAPI connection from a
-small private pool, skipping per-call compilation and pool bookkeeping.
+`write()` is the hot path: one commit per request, including its rollups, in one
+`write_transaction` (store/db.py) like every other write. It is plain SQLAlchemy Core: the
+statements are built once per store, so SQLAlchemy's compiled cache finds them cheaply, and
+connections come from the engine's pool, which `close()` disposes.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from chatwatch.store import migrations, rollups
-from chatwatch.store.db import configure_sqlite, create_engine
+from chatwatch.store.db import configure_sqlite, create_engine, write_transaction
 from chatwatch.store.record import RequestRecord
 from chatwatch.store.schema import feedback, model_loads, requests
 from chatwatch.store.schema import rollups as rollups_table
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from chatwatch.config import Settings
 
 DEFAULT_EXACT_ROWS_LIMIT = 50_000
-_IDLE_WRITERS = 8  # DBAPI connections kept for write(); more threads just open more
 _PRUNE_BATCH = 5_000  # rows per retention transaction, so writers are never held up long
 _PRUNE_PAUSE_MAX_S = 0.1  # SQLite: rest between batches (as long as the batch took, at most this)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,29 +95,6 @@ def row_to_record(row: Any) -> RequestRecord:
     return RequestRecord(started_at=from_us(m["started_us"]), cost_usd=nanousd_to_usd(m["cost_nanousd"]), **fields)
 
 
-class _Prepared:
-    """A statement compiled once for the store's dialect, run on a DBAPI cursor. Values come
-    as a tuple in `names` order: passed as-is to positional drivers (sqlite3) when the
-    compiled order matches, else turned into the driver's form."""
-
-    def __init__(self, stmt: sa.ClauseElement, names: tuple[str, ...], dialect: sa.Dialect):
-        compiled = stmt.compile(dialect=dialect)
-        self.sql: str = compiled.string
-        order = tuple(compiled.positiontup) if compiled.positional else None
-        if set(order or compiled.binds) != set(names):
-            raise RuntimeError(f"bind names of {self.sql[:60]!r}... differ from the values given")
-        self._names = names
-        self._as_is = order == names
-        self._reorder = None if order is None else [names.index(n) for n in order]
-
-    def params(self, values: tuple[Any, ...]) -> Any:
-        if self._as_is:
-            return values
-        if self._reorder is not None:
-            return tuple(values[i] for i in self._reorder)
-        return dict(zip(self._names, values))
-
-
 class Store:
     """Open with `Store.open(url)` (or `Store.from_settings(settings)`); thread-safe."""
 
@@ -132,14 +108,9 @@ class Store:
         # Queries read at most this many raw rows for exact percentiles, else use rollups.
         self.exact_rows_limit = exact_rows_limit
         self.migrations_applied = migrations.upgrade(engine)
-        insert = sa.insert(requests).values({c: sa.bindparam(c) for c in _COLUMNS})
-        self._insert = _Prepared(insert, _COLUMNS, engine.dialect)
-        self._upsert = _Prepared(*rollups.upsert_statement(self.dialect), engine.dialect)
-        self._hist = _Prepared(*rollups.hist_update_statement(), engine.dialect)
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._closed = False
+        self._insert = sa.insert(requests)
+        self._upsert = rollups.upsert_statement(self.dialect)
+        self._hist = None if rollups.merges_in_sql(self.dialect) else rollups.hist_update_statement()
 
     @classmethod
     def open(cls, url: str, *, exact_rows_limit: int = DEFAULT_EXACT_ROWS_LIMIT, **engine_kw: Any) -> Store:
@@ -150,10 +121,7 @@ class Store:
         return cls.open(settings.store_url, exact_rows_limit=settings.dashboard.exact_percentiles_max_rows)
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle, self._closed = self._idle, [], True
-        for conn in idle:
-            conn.close()
+        """Close every pooled connection (SQLite: the file handles) of the engine."""
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -166,31 +134,31 @@ class Store:
 
     def write(self, record: RequestRecord) -> None:
         """Store one request and fold it into the rollups: one transaction, one commit."""
-        prepared = self._prepare(record)  # before taking the write lock
-        with self._writer() as cursor:
-            self._execute(cursor, *prepared)
+        row = record_to_row(record)  # before taking the write lock
+        with self.transaction() as conn:
+            self._write_rows(conn, [row])
 
     def write_many(self, records: Iterable[RequestRecord]) -> int:
         """Store several requests in ONE transaction (imports, seeding, benchmarks)."""
-        n = 0
-        with self._writer() as cursor:
-            for record in records:
-                self._execute(cursor, *self._prepare(record))
-                n += 1
-        return n
+        rows = [record_to_row(r) for r in records]
+        if rows:
+            with self.transaction() as conn:
+                self._write_rows(conn, rows)
+        return len(rows)
 
-    def _prepare(self, record: RequestRecord) -> tuple[dict[str, Any], Any, Any]:
-        row = record_to_row(record)
-        values = self._insert.params(tuple(row[c] for c in _COLUMNS))
-        return row, values, self._upsert.params(rollups.upsert_values(row, self.dialect))
-
-    def _execute(self, cursor: Any, row: dict[str, Any], insert_values: Any, upsert_values: Any) -> None:
-        cursor.execute(self._insert.sql, insert_values)
-        cursor.execute(self._upsert.sql, upsert_values)
-        if rollups.merges_in_sql(self.dialect):
+    def _write_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(self._insert, rows)
+        if self._hist is None:  # SQLite: the upsert merges the histograms; one executemany
+            conn.execute(self._upsert, [p for row in rows for p in rollups.upsert_params(row, self.dialect)])
             return
-        for values in rollups.hist_updates(row, cursor.fetchall()):
-            cursor.execute(self._hist.sql, self._hist.params(values))
+        # PostgreSQL: one row at a time -- a batched upsert touching one rollup row twice
+        # would fail ("ON CONFLICT DO UPDATE command cannot affect row a second time").
+        for row in rows:
+            for params in rollups.upsert_params(row, self.dialect):
+                blobs = conn.execute(self._upsert, params).one()
+                update = rollups.hist_updates(row, params["grain_s"], tuple(blobs))
+                if update is not None:
+                    conn.execute(self._hist, update)
 
     def write_model_load(
         self,
@@ -243,7 +211,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite) on a pooled connection."""
-        with migrations.write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             yield conn
 
     # --- retention --------------------------------------------------------------------------
@@ -336,46 +304,3 @@ class Store:
         """Start of the oldest request still stored raw (an index lookup)."""
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.min(requests.c.started_us))).scalar()
-
-    # --- the hot path's connections ---------------------------------------------------------
-
-    @contextmanager
-    def _writer(self) -> Iterator[Any]:
-        """A DBAPI cursor inside an open write transaction, committed on success."""
-        conn = self._checkout()
-        try:
-            cursor = conn.cursor()
-            if self.dialect == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
-            yield cursor
-            conn.commit() if self.dialect == "postgresql" else cursor.execute("COMMIT")
-        except BaseException as exc:
-            self._discard(conn)  # its state is unknown (e.g. interrupted mid-transaction)
-            dbapi = self.engine.dialect.loaded_dbapi
-            if isinstance(exc, dbapi.Error):  # the same exception types as the Core paths
-                raise sa.exc.DBAPIError.instance(None, None, exc, dbapi.Error) from exc
-            raise
-        self._checkin(conn)
-
-    def _checkout(self) -> Any:
-        with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's connections are not ours
-                self._idle, self._pid = [], os.getpid()
-            if self._idle:
-                return self._idle.pop()
-        # A pool connection detached for good: SQLAlchemy's connect hooks (PRAGMAs) ran on it.
-        proxied = self.engine.raw_connection()
-        proxied.detach()
-        return proxied.dbapi_connection
-
-    def _checkin(self, conn: Any) -> None:
-        with self._lock:
-            if not self._closed and len(self._idle) < _IDLE_WRITERS:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    @staticmethod
-    def _discard(conn: Any) -> None:
-        with suppress(Exception):  # already broken: nothing more to do with it
-            conn.close()  # closing rolls back whatever the failed write left open

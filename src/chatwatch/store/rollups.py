@@ -2,11 +2,12 @@
 
 Write side: statements and parameters that fold one request row into its minute and hour
 rows; the store runs them in the same transaction as the row insert, so rollups never
-disagree with raw rows. The sums are an upsert; the histogram blobs are read back from that
-upsert (RETURNING, while the write lock / row lock is held) and written with the new value
-counted, so concurrent writers never lose a count. On SQLite the merge runs inside the
-upsert itself, through a function registered on every connection (`HIST_MERGE_SQL`):
-two statements per request instead of four, on the path that must take 10,000 records/s.
+disagree with raw rows. The sums are an upsert. On SQLite the histogram merge runs inside the
+upsert itself, through a function registered on every connection (`HIST_MERGE_SQL`), so a
+request is one insert and one two-row upsert. On PostgreSQL the blobs are read back from the
+upsert (RETURNING, while the row lock is held) and written with the new value counted, so
+concurrent writers never lose a count. All of them are ordinary SQLAlchemy Core statements
+built once per store and run on the write transaction's connection.
 Read side: `plan()` splits a time range into raw-row edges, minute buckets and hour buckets
 so a long-range query reads few rollup rows yet counts exactly the requests in the range.
 """
@@ -14,7 +15,6 @@ so a long-range query reads few rollup rows yet counts exactly the requests in t
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,18 +71,17 @@ def hist_merge_sql(old: bytes | None, new: bytes | None) -> bytes | None:
     return old
 
 
-def upsert_statement(dialect_name: str) -> tuple[sa.Insert, tuple[str, ...]]:
-    """Add one request to its minute and hour rows. Bind names, in `upsert_values` order,
-    are `<column>_<row>`. PostgreSQL: returns (grain_s, latency_hist, ttft_hist) of both,
-    for `hist_updates`; SQLite: merges the histograms in the statement, returns nothing."""
+def upsert_statement(dialect_name: str) -> sa.Insert:
+    """Add one request to one rollup row (execute it with `upsert_params`, one parameter set
+    per grain). Bind names are the column names. PostgreSQL: returns the row's
+    (latency_hist, ttft_hist), for `hist_updates`; SQLite: merges the histograms in the
+    statement through HIST_MERGE_SQL and returns nothing, so both grains go in one
+    executemany."""
     if dialect_name not in INSERT:
         raise ValueError(f"rollups support sqlite and postgresql, not {dialect_name}")
     in_sql = merges_in_sql(dialect_name)
     columns = (*KEY, *VALUES, *(HISTS if in_sql else ()))
-    names = tuple(f"{c}_{i}" for i in range(len(GRAINS_S)) for c in columns)
-    stmt = INSERT[dialect_name](rollups).values(
-        [{c: sa.bindparam(f"{c}_{i}") for c in columns} for i in range(len(GRAINS_S))]
-    )
+    stmt = INSERT[dialect_name](rollups).values({c: sa.bindparam(c) for c in columns})
     new, old = stmt.excluded, rollups.c
     set_: dict[str, Any] = {c: old[c] + new[c] for c in ADDITIVE}
     # NULL-aware max/min that reads the same on both backends (SQLite's max(a, b) is NULL
@@ -100,59 +99,50 @@ def upsert_statement(dialect_name: str) -> tuple[sa.Insert, tuple[str, ...]]:
     if in_sql:
         for h in HISTS:
             set_[h] = sa.func.chatwatch_hist_merge(old[h], new[h])
-        return stmt.on_conflict_do_update(index_elements=list(KEY), set_=set_), names
+        return stmt.on_conflict_do_update(index_elements=list(KEY), set_=set_)
     stmt = stmt.on_conflict_do_update(index_elements=list(KEY), set_=set_)
-    return stmt.returning(old.grain_s, old.latency_hist, old.ttft_hist), names
+    return stmt.returning(old.latency_hist, old.ttft_hist)
 
 
-def hist_update_statement() -> tuple[sa.Update, tuple[str, ...]]:
-    """Store both histogram blobs of one rollup row (bind names in `hist_updates` order)."""
-    names = ("new_latency_hist", "new_ttft_hist", *(f"key_{k}" for k in KEY))
-    stmt = (
+def hist_update_statement() -> sa.Update:
+    """Store both histogram blobs of one rollup row (parameters from `hist_updates`)."""
+    return (
         sa.update(rollups)
-        .values(latency_hist=sa.bindparam(names[0]), ttft_hist=sa.bindparam(names[1]))
+        .values(latency_hist=sa.bindparam("new_latency_hist"), ttft_hist=sa.bindparam("new_ttft_hist"))
         .where(*(rollups.c[k] == sa.bindparam(f"key_{k}") for k in KEY))
     )
-    return stmt, names
 
 
-def upsert_values(row: dict[str, Any], dialect_name: str = "postgresql") -> tuple[Any, ...]:
-    """Parameters of `upsert_statement` for one request row (runs once per request)."""
+def upsert_params(row: dict[str, Any], dialect_name: str) -> list[dict[str, Any]]:
+    """Parameters of `upsert_statement` for one request row: one set per grain, in GRAINS_S
+    order (runs once per request)."""
     started, model, status = row["started_us"], row["model"], row["status"]
-    vals = values(row)
+    vals = dict(zip(VALUES, values(row)))
     if merges_in_sql(dialect_name):  # this request's own one-bucket histograms
         latency, ttft = row["latency_s"], row["ttft_s"]
-        vals = (
-            *vals,
-            None if latency is None else histogram.blob_add(None, histogram.index(latency)),
-            None if ttft is None else histogram.blob_add(None, histogram.index(ttft)),
-        )
-    out: list[Any] = []
-    for grain in GRAINS_S:
-        out += (grain, bucket_start(started, grain), model, status, *vals)
-    return tuple(out)
+        vals["latency_hist"] = None if latency is None else histogram.blob_add(None, histogram.index(latency))
+        vals["ttft_hist"] = None if ttft is None else histogram.blob_add(None, histogram.index(ttft))
+    return [
+        {"grain_s": grain, "bucket_us": bucket_start(started, grain), "model": model, "status": status, **vals}
+        for grain in GRAINS_S
+    ]
 
 
-def hist_updates(row: dict[str, Any], returned: Iterable[tuple[int, bytes | None, bytes | None]]) -> list[tuple]:
-    """Parameters of `hist_update_statement` given the rows the upsert returned."""
+def hist_updates(row: dict[str, Any], grain_s: int, blobs: tuple[bytes | None, bytes | None]) -> dict[str, Any] | None:
+    """Parameters of `hist_update_statement` for the row of `grain_s` whose current blobs the
+    upsert returned (under its row lock); None when the request measured neither."""
     latency, ttft = row["latency_s"], row["ttft_s"]
     if latency is None and ttft is None:
-        return []
-    li = None if latency is None else histogram.index(latency)
-    ti = None if ttft is None else histogram.index(ttft)
-    out = []
-    for grain, lat_blob, ttft_blob in returned:
-        out.append(
-            (
-                lat_blob if li is None else histogram.blob_add(lat_blob, li),
-                ttft_blob if ti is None else histogram.blob_add(ttft_blob, ti),
-                grain,
-                bucket_start(row["started_us"], grain),
-                row["model"],
-                row["status"],
-            )
-        )
-    return out
+        return None
+    lat_blob, ttft_blob = blobs
+    return {
+        "new_latency_hist": lat_blob if latency is None else histogram.blob_add(lat_blob, histogram.index(latency)),
+        "new_ttft_hist": ttft_blob if ttft is None else histogram.blob_add(ttft_blob, histogram.index(ttft)),
+        "key_grain_s": grain_s,
+        "key_bucket_us": bucket_start(row["started_us"], grain_s),
+        "key_model": row["model"],
+        "key_status": row["status"],
+    }
 
 
 def values(row: dict[str, Any]) -> tuple[Any, ...]:
