@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
+import struct
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from chatwatch.reports import queries
 from chatwatch.reports.queries import Filters
 from chatwatch.store import histogram, rollups
-from chatwatch.store.records import Store
+from chatwatch.store.records import Store, to_us
+from chatwatch.store.schema import requests, schema_migrations
+from chatwatch.store.schema import rollups as schema_rollups
 from tests.fixtures.db import assert_rollups_match_raw, make_record
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
@@ -24,18 +30,29 @@ T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 # --- histogram ----------------------------------------------------------------------------
 
 
-def test_buckets_cover_1ms_to_1h_growing_5_percent() -> None:
-    assert histogram.bounds(histogram.UNDERFLOW) == (0.0, 0.001)
-    assert histogram.bounds(histogram.OVERFLOW)[1] == math.inf
-    assert histogram.bounds(histogram.OVERFLOW)[0] >= 3600
+def test_buckets_cover_0_1ms_to_2h_growing_5_percent() -> None:
+    under_lo, under_hi = histogram.bounds(histogram.UNDERFLOW)
+    assert under_lo == 0.0 and under_hi <= 0.0001
+    over_lo, over_hi = histogram.bounds(histogram.OVERFLOW)
+    assert over_lo > 2 * 3600 and over_hi == math.inf
     for i in range(1, histogram.OVERFLOW):
         lo, hi = histogram.bounds(i)
         assert hi / lo == pytest.approx(1.05)
         assert histogram.index(lo) == i and histogram.index(math.nextafter(hi, 0)) == i
-    assert histogram.index(0.0005) == histogram.UNDERFLOW
-    assert histogram.index(1e7) == histogram.OVERFLOW
+    assert histogram.index(0.00005) == histogram.UNDERFLOW
+    assert histogram.index(3 * 3600) == histogram.OVERFLOW
     with pytest.raises(ValueError):
         histogram.bounds(histogram.SIZE)
+
+
+def test_bucket_of_a_value_follows_the_log_formula() -> None:
+    """Independent of the edge table: bucket = 48 + floor(log_1.05(v / 1 ms)) + 1."""
+    rng = np.random.default_rng(0)
+    for v in np.exp(rng.uniform(math.log(0.0001), math.log(7200), 2_000)):
+        k = math.log(v / 0.001) / math.log(1.05)
+        if abs(k - round(k)) < 1e-9:  # on an edge: float rounding may go either way
+            continue
+        assert histogram.index(v) == 48 + math.floor(k) + 1, v
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -43,13 +60,14 @@ def test_percentiles_within_5_percent_of_numpy(seed: int) -> None:
     rng = np.random.default_rng(seed)
     samples = [
         rng.lognormal(0.0, 1.0, 20_000),
-        rng.uniform(0.001, 3600, 3_000),
+        rng.uniform(0.0001, 7200, 3_000),
+        np.exp(rng.uniform(math.log(0.0001), math.log(7200), 3_000)),  # every decade alike
         np.concatenate([rng.normal(0.2, 0.01, 500), rng.normal(30, 1, 25)]),  # bimodal tail
         rng.exponential(0.05, 7) + 0.001,  # tiny sample: interpolation between far values
         np.array([0.42]),
     ]
     for values in samples:
-        values = np.clip(values, 0.001, 3600)
+        values = np.clip(values, 0.0001, 7200)
         counts = histogram.of_values(values)
         for q in (0, 1, 50, 90, 95, 99, 99.9, 100):
             exact = np.percentile(values, q)
@@ -57,8 +75,47 @@ def test_percentiles_within_5_percent_of_numpy(seed: int) -> None:
             assert abs(est - exact) / exact < 0.05, (q, exact, est)
 
 
+@pytest.mark.parametrize("value", [0.0001, 1.0, 7200.0])
+def test_the_ends_of_the_range_are_estimated_within_5_percent(value: float) -> None:
+    counts = histogram.of_values([value] * 3)
+    for est in histogram.percentiles(counts, [0, 50, 99, 100]):
+        assert isinstance(est, float) and abs(est / value - 1) < 0.05, est
+    together = [0.0001, 1.0, 7200.0]
+    for q in (0, 25, 50, 75, 100):
+        est, exact = histogram.percentiles(histogram.of_values(together), [q])[0], np.percentile(together, q)
+        assert abs(est / exact - 1) < 0.05, (q, est, exact)
+
+
+def test_percentiles_beyond_the_range_say_so() -> None:
+    values = [1.0] * 90 + [3 * 3600.0] * 10  # the slowest tenth took 3 hours
+    p50, p95, p100 = histogram.percentiles(histogram.of_values(values), [50, 95, 100])
+    assert isinstance(p50, float) and abs(p50 - 1.0) < 0.05
+    for est, q in ((p95, 95), (p100, 100)):
+        assert isinstance(est, histogram.Beyond) and est.above
+        assert 2 * 3600 < est.bound_s <= np.percentile(values, q)  # a true lower bound
+    assert p100 == histogram.Beyond(histogram.HIGH_S, above=True)
+    # Interpolating between 1 s and 3 h: only a lower bound is known, and it is one.
+    values = [1.0, 3 * 3600.0]
+    p60 = histogram.percentiles(histogram.of_values(values), [60])[0]
+    assert isinstance(p60, histogram.Beyond) and p60.above and p60.bound_s <= np.percentile(values, 60)
+    # Below the bottom bucket: an upper bound.
+    tiny = [0.00001] * 5
+    p50 = histogram.percentiles(histogram.of_values(tiny), [50])[0]
+    assert p50 == histogram.Beyond(histogram.LOW_S, above=False) and p50.bound_s > 0.00001
+    # The vectorised form flags the same cells.
+    matrix = np.stack([histogram.of_values([1.0] * 90 + [3 * 3600.0] * 10), histogram.of_values(tiny)])
+    est = histogram.estimate_2d(matrix, [50, 95])
+    assert est.beyond.tolist() == [[0, 1], [-1, -1]]
+    assert est.values[0, 1] == p95.bound_s and est.values[1, 0] == histogram.LOW_S
+    assert np.array_equal(histogram.percentiles_2d(matrix, [50, 95]), est.values)
+
+
 def test_percentiles_of_nothing_are_none() -> None:
     assert histogram.percentiles(np.zeros(histogram.SIZE, dtype=np.int64), [50]) == [None]
+    est = histogram.estimate_2d(np.zeros((2, histogram.SIZE), dtype=np.int64), [50])
+    assert np.isnan(est.values).all() and (est.beyond == 0).all()
+    with pytest.raises(ValueError, match="groups x"):
+        histogram.estimate_2d(np.zeros((1, 312), dtype=np.int64), [50])
 
 
 def test_blob_keeps_sorted_sparse_counts() -> None:
@@ -70,6 +127,72 @@ def test_blob_keeps_sorted_sparse_counts() -> None:
     assert pairs.tolist() == [[0, 1], [3, 3], [5, 2], [300, 1]]
     dense = histogram.dense({0: 1, 3: 3, 5: 2, 300: 1})
     assert histogram.blob_of(dense) == blob
+
+
+# --- blobs stored in layout 1 (1 ms .. 1 h) are migrated -----------------------------------
+
+
+def _v1_bucket(v: float) -> int:
+    """Layout 1 (before migration 20): underflow < 1 ms, edges 1 ms * 1.05**k, k = 0..310."""
+    return bisect.bisect_right([0.001 * 1.05**k for k in range(311)], v)
+
+
+def _v2_bucket(v: float) -> int:
+    """Layout 2, by the log formula (see test_bucket_of_a_value_follows_the_log_formula):
+    372 regular buckets, then the overflow bucket 373."""
+    return min(48 + math.floor(math.log(v / 0.001) / math.log(1.05)) + 1, 373)
+
+
+def _v2_at_old_edges(v: float) -> int:
+    """Where a migrated count goes without its raw row: layout 1's < 1 ms into [0.95, 1) ms,
+    its > 3,704 s into [3,704, 3,889) s, the rest into the very same bounds as before."""
+    return _v2_bucket(0.00099) if v < 0.001 else _v2_bucket(3704.2) if v > 3704.2 else _v2_bucket(v)
+
+
+def test_layout_1_blobs_are_migrated_exactly_where_raw_rows_remain(store_url: str) -> None:
+    kept = T0  # its raw rows stay: every count, even < 1 ms and > 1 h, lands exactly
+    pruned = T0 + timedelta(hours=5)  # raw rows deleted: old edges map to the v2 bucket there
+    latencies = [0.0002, 0.0005, 0.5, 2.0, 4000.0, 9000.0]
+    records = [
+        make_record(started_at=start + timedelta(seconds=i), latency_s=v, ttft_s=None if i % 2 else v / 2)
+        for start in (kept, pruned)
+        for i, v in enumerate(latencies)
+    ]
+    v1: dict[tuple, tuple[Counter, Counter]] = {}  # what a layout-1 store held for them
+    for rec in records:
+        for grain in rollups.GRAINS_S:
+            key = (grain, rollups.bucket_start(to_us(rec.started_at), grain), rec.model, rec.status)
+            lat, ttft = v1.setdefault(key, (Counter(), Counter()))
+            lat[_v1_bucket(rec.latency_s)] += 1
+            if rec.ttft_s is not None:
+                ttft[_v1_bucket(rec.ttft_s)] += 1
+    pack = lambda c: b"".join(struct.pack("<II", b, n) for b, n in sorted(c.items()))  # noqa: E731
+    r = schema_rollups.c
+    with Store.open(store_url) as store:
+        store.write_many(records)
+        with store.transaction() as conn:
+            for (grain, bucket, model, status), (lat, ttft) in v1.items():
+                key = (r.grain_s == grain, r.bucket_us == bucket, r.model == model, r.status == status)
+                conn.execute(schema_rollups.update().where(*key).values(latency_hist=pack(lat), ttft_hist=pack(ttft)))
+            conn.execute(requests.delete().where(requests.c.started_us >= to_us(pruned)))
+            conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 20))
+    with Store.open(store_url) as store:
+        assert store.migrations_applied == [20]
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema_rollups.c.bucket_us, schema_rollups.c.latency_hist, schema_rollups.c.ttft_hist)
+            ).all()
+    assert len(rows) == 4  # minute and hour of each group
+    for bucket_us, lat, ttft in rows:
+        got_lat = dict(histogram.blob_pairs(bytes(lat)).tolist())
+        got_ttft = dict(histogram.blob_pairs(bytes(ttft)).tolist())
+        if bucket_us < to_us(pruned):
+            want_lat = Counter(_v2_bucket(v) for v in latencies)
+            want_ttft = Counter(_v2_bucket(v / 2) for i, v in enumerate(latencies) if i % 2 == 0)
+        else:
+            want_lat = Counter(_v2_at_old_edges(v) for v in latencies)
+            want_ttft = Counter(_v2_at_old_edges(v / 2) for i, v in enumerate(latencies) if i % 2 == 0)
+        assert (got_lat, got_ttft) == (dict(want_lat), dict(want_ttft)), bucket_us
 
 
 # --- plan of a range ----------------------------------------------------------------------
