@@ -541,6 +541,47 @@ def test_config_rules_keep_their_version_across_the_no_data_key():
     assert config_hash(config.AlertRuleConfig(**before, no_data="resolve")) != old_hash
 
 
+def test_a_store_from_before_no_data_upgrades_in_place(store_url):
+    """Rules and events stored before migration 12 read as no_data "keep" and no reason."""
+    import sqlalchemy as sa
+
+    from chatwatch.store import migrations
+    from chatwatch.store.db import create_engine
+    from chatwatch.store.records import Store
+    from chatwatch.store.schema import schema_migrations
+
+    engine = create_engine(store_url)
+    with migrations.write_transaction(engine) as conn:
+        schema_migrations.create(conn)
+        for module in migrations.discover():
+            if module.VERSION < 12:
+                module.upgrade(conn)
+                conn.execute(schema_migrations.insert().values(version=module.VERSION, name=module.NAME, applied_us=0))
+        old_rule = "name, kind, threshold, severity, window_minutes, min_requests, for_minutes, enabled, deleted, origin, edited"
+        conn.execute(
+            sa.text(
+                f"INSERT INTO alert_rules ({old_rule}, updated_us, updated_by) "
+                "VALUES ('old', 'error_rate', 0.1, 'warning', 5, 1, 0, true, false, 'page', false, 0, 'x')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO alert_events (rule, kind, severity, state, seq, threshold, firing_since_us, at_us, instance)"
+                " VALUES ('old', 'error_rate', 'warning', 'firing', 0, 0.1, 1, 1, 'x')"
+            )
+        )
+    engine.dispose()
+    store = Store.open(store_url)
+    svc = AlertService(_settings([]), store.engine, instance="t")
+    try:
+        assert 12 in store.migrations_applied
+        assert svc.rule("old").no_data == "keep"
+        assert [(e.rule, e.reason, e.samples) for e in svc.history()] == [("old", None, None)]
+    finally:
+        svc.close()
+        store.close()
+
+
 def test_alert_tables_match_the_migration(store):
     import sqlalchemy as sa
 
