@@ -203,11 +203,82 @@ def test_model_table_costs_per_priced_request_and_never_zero_for_unpriced():
 
 def test_error_and_request_tables_keep_text_verbatim():
     err = make_record(status="error", error_message=XSS, error_type="provider_error", cost_usd=None)
-    assert charts.errors_table([err], "en").iloc[0].tolist()[1:] == [err.model, "provider_error", XSS, err.id]
+    assert charts.errors_table([err], "en").iloc[0].tolist()[1:] == [err.model, "provider error", XSS, err.id]
     row = charts.requests_table([err], "en").iloc[0]
     assert row["Error"] == XSS and row["Cost ($)"] == "" and row["Tokens in/out"] == "20 / –"
     fields = dict(charts.record_fields(err, "en").itertuples(index=False))
-    assert fields["error_message"] == XSS and fields["cost_usd"] == "" and fields["id"] == err.id
+    assert fields["Error message"] == XSS and fields["Cost (USD)"] == "—" and fields["Id"] == err.id
+
+
+def test_tables_speak_the_page_language():
+    err = make_record(status="error", error_type="rate_limit", ttft_s=None, stream=False, finish_reason=None)
+    row = charts.requests_table([err], "es").iloc[0]
+    assert row["Estado"] == "error" and row["Tipo de error"] == "límite de peticiones"
+    ok = make_record(
+        status="cancelled",
+        conversation_id=None,
+        token_source="counted",
+        price_source="unpriced",
+        finish_reason="length",
+    )
+    assert charts.requests_table([ok], "es").iloc[0]["Estado"] == "cancelada"
+    fields = dict(charts.record_fields(ok, "es").itertuples(index=False))
+    assert fields["Estado"] == "cancelada" and fields["Origen de los tokens"] == "contados"
+    assert fields["Origen del precio"] == "sin precio" and fields["Motivo de fin"] == "máximo de tokens"
+    assert fields["En streaming"] == "sí" and fields["Conversación"] == "—"
+    # Every field of a record has a name in each language (none shows its code).
+    assert len(fields) == len(dict(charts.record_fields(ok, "en").itertuples(index=False)))
+    unknown = make_record(status="error", error_type="from_a_newer_version")
+    assert charts.errors_table([unknown], "es").iloc[0]["Tipo de error"] == "from_a_newer_version"
+
+
+def test_tables_have_one_type_per_column_for_arrow():
+    """A column of floats and Nones (or ints and text) is "mixed" to pyarrow: Streamlit
+    converts it with a warning on every draw. Every table converts cleanly."""
+    import pyarrow as pa
+
+    records = [make_record(), make_record(status="error", latency_s=None, ttft_s=None, cost_usd=None)]
+    frames = [
+        charts.requests_table(records, "es"),
+        charts.errors_table(records, "es"),
+        charts.record_fields(records[1], "es"),
+        charts.model_table([_summary("a"), _summary("b", error_rate=None, latency_p50_s=None)], [], "es"),
+    ]
+    for frame in frames:
+        pa.Table.from_pandas(frame)  # raises ArrowTypeError / ArrowInvalid on a mixed column
+        for column in frame.columns:
+            kinds = {type(v) for v in frame[column] if v is not None and not (isinstance(v, float) and np.isnan(v))}
+            assert len(kinds) <= 1 or kinds <= {int, float, np.int64, np.float64}, (column, kinds)
+    latency = charts.requests_table(records, "es")["Latencia (s)"]
+    assert latency.dtype == float and np.isnan(latency.iloc[1])
+
+
+def test_time_axes_show_numeric_dates_in_any_language():
+    """Plotly's default date ticks and hover headers name months and days in English
+    ("Jan 5, 2026"); every time axis is set to numeric dates instead."""
+    ts = _timeseries()
+    figures = [
+        charts.requests_errors(ts, "es"),
+        charts.latency_over_time(ts, "es"),
+        charts.tokens_cost_over_time(ts, "es"),
+        charts.memory_over_time(memory_frame(ts), "es"),
+    ]
+    for fig in figures:
+        layout = json.loads(fig.to_json())["layout"]
+        axes = [v for k, v in layout.items() if k.startswith("xaxis")]
+        assert axes
+        for axis in axes:
+            assert axis["type"] == "date" and axis["tickformat"] == "%d/%m %H:%M", axis
+            assert axis["hoverformat"] == "%d/%m/%Y %H:%M"
+            assert not {"%b", "%B", "%a", "%A"} & {
+                axis["tickformat"][i : i + 2] for i in range(len(axis["tickformat"]))
+            }
+
+
+def test_model_table_counts_cancelled_requests():
+    table = charts.model_table([_summary("a", cancelled=3), _summary("b")], [], "es")
+    assert table["Canceladas"].tolist() == [3, 0]
+    assert list(table.columns[:4]) == ["Modelo", "Peticiones", "Tasa de errores", "Canceladas"]
 
 
 # --- formatting -----------------------------------------------------------------------------------

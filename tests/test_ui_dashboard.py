@@ -16,8 +16,6 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from chatwatch.i18n import STRINGS
-from chatwatch.i18n.dashboard import DASHBOARD_STRINGS
 from chatwatch.store.records import Store
 from chatwatch.ui.widgets.format import (
     fmt_int,
@@ -96,12 +94,7 @@ exact_percentiles_max_rows = {EXACT_LIMIT}
         store.write_many(records)
         for r, score in zip(records[1:40:5], (1, 1, 0, 1, 1, 0, 1, 1)):
             store.add_feedback(r.id, score, r.model, r.session_id)
-    yield config, url, now
-    from chatwatch.ui.data import _store
-
-    for store in [_store(url, EXACT_LIMIT)]:  # the page's cached store: close it with the test
-        store.close()
-    _store.clear()
+    return config, url, now  # the page's runtime (and its store) is closed by `ui_runtimes`
 
 
 def _raw(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -280,9 +273,3 @@ def test_custom_range_pause_and_empty_view(app_env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Requests"] == "0" and metrics["Total cost"] == "—" and metrics["Latency p95"] == "—"
     assert [i.value for i in at.info] == ["No requests in this view."] and not at.get("plotly_chart")
-
-
-def test_spanish_strings_are_complete():
-    for key, text in DASHBOARD_STRINGS.items():
-        assert set(text) == {"es", "en"} and STRINGS[key] is text, key
-        assert sorted(re.findall(r"{(\w+)", text["es"])) == sorted(re.findall(r"{(\w+)", text["en"])), key

@@ -76,10 +76,7 @@ def env(tmp_path, monkeypatch):
         + line("2026-01-01T00:00:03.000Z", records[9].id, "another one"),
         encoding="utf-8",
     )
-    yield url, records
-    from chatwatch.ui.data import _store
-
-    _store.clear()
+    return url, records  # the page's runtime (and its store) is closed by `ui_runtimes`
 
 
 def _run(**state) -> AppTest:
@@ -152,8 +149,9 @@ def test_detail_shows_fields_log_lines_and_feedback_as_text(env):
     picker.set_value(target.id).run()
     assert not at.exception
     fields = dict(at.dataframe[1].value.itertuples(index=False))
-    assert fields["id"] == target.id and fields["error_message"] == XSS and fields["status"] == "error"
-    assert fields["started_at"] == target.to_dict()["started_at"]
+    assert fields["Id"] == target.id and fields["Error message"] == XSS and fields["Status"] == "error"
+    assert fields["Started at (UTC)"] == target.to_dict()["started_at"]
+    assert fields["Streamed"] == "yes" and fields["Error type"] == "provider error"
     logs = at.dataframe[2].value
     assert logs["Message"].tolist() == ["request started", f"request failed: provider_error: {XSS}"]
     assert logs["File"].tolist() == [
@@ -161,9 +159,12 @@ def test_detail_shows_fields_log_lines_and_feedback_as_text(env):
         "chatwatch-app-host.jsonl",
     ]
     codes = [c.value for c in at.code]
-    assert f"[provider_error] {XSS}" in codes and any(XSS in c and "request started" in c for c in codes)
+    assert f"[provider error] {XSS}" in codes and any(XSS in c and "request started" in c for c in codes)
     captions = "\n".join(c.value for c in at.caption)
-    assert "👍 on" in captions and "Text is not stored" in captions and "2 line(s) from 2 file(s)" in captions
+    # The two seeded files, and the log the page's own runtime writes there.
+    files = len(list(Path("logs").iterdir()))
+    assert files == 3
+    assert "👍 on" in captions and "Text is not stored" in captions and f"2 line(s) from {files} file(s)" in captions
     rendered = [e.value for kind in ("markdown", "caption", "html", "info", "warning") for e in at.get(kind)]
     assert not any("<img" in str(v) for v in rendered)
 

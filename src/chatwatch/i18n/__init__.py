@@ -1,59 +1,72 @@
-"""Every user-visible UI string, in Spanish and English."""
+"""Every user-visible string, in Spanish and English, and `t()` to look one up.
+
+The strings live in one plain table per area (common, chat, dashboard, explorer,
+alerts): dicts with no import side effects. This module loads them all at import and
+merges them with one rule — a key defined in two tables is an error at import — so
+`t()` finds every key whichever page was imported first, and no table can silently win
+over another.
+
+A key `t()` does not know raises `KeyError`: a missing string is a bug to see in the tests
+(which render every page and scan the source for literal keys), not something to paper
+over with a raw key on screen.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from chatwatch.i18n.alerts import ALERT_STRINGS, NOTIFY_STRINGS
+from chatwatch.i18n.chat import CHAT_STRINGS
+from chatwatch.i18n.common import COMMON_STRINGS
+from chatwatch.i18n.dashboard import DASHBOARD_STRINGS
+from chatwatch.i18n.explorer import REQUEST_STRINGS
+
 LANGUAGES = {"es": "Español", "en": "English"}
 
-STRINGS: dict[str, dict[str, str]] = {
-    "app.title": {"es": "chatwatch", "en": "chatwatch"},
-    "nav.chat": {"es": "Chat", "en": "Chat"},
-    "nav.dashboard": {"es": "Panel de monitoreo", "en": "Monitoring dashboard"},
-    "nav.requests": {"es": "Peticiones", "en": "Requests"},
-    "nav.alerts": {"es": "Alertas", "en": "Alerts"},
-    "sidebar.language": {"es": "Idioma", "en": "Language"},
-    "sidebar.model": {"es": "Modelo", "en": "Model"},
-    "sidebar.settings": {"es": "Parámetros de generación", "en": "Generation settings"},
-    "sidebar.temperature": {"es": "Temperatura", "en": "Temperature"},
-    "sidebar.top_p": {"es": "Top-p", "en": "Top-p"},
-    "sidebar.max_tokens": {"es": "Máximo de tokens", "en": "Max tokens"},
-    "sidebar.seed": {"es": "Semilla (vacío = aleatoria)", "en": "Seed (empty = random)"},
-    "sidebar.seed_invalid": {"es": "La semilla debe ser un número entero.", "en": "The seed must be a whole number."},
-    "sidebar.system": {"es": "Instrucción de sistema", "en": "System prompt"},
-    "sidebar.new_chat": {"es": "Nueva conversación", "en": "New conversation"},
-    "sidebar.price": {"es": "Precio", "en": "Price"},
-    "chat.placeholder": {"es": "Escribe tu mensaje…", "en": "Type your message…"},
-    "chat.stop": {"es": "Detener", "en": "Stop"},
-    "chat.stopped": {"es": "Generación detenida.", "en": "Generation stopped."},
-    "chat.waiting": {
-        "es": "Esperando al modelo: hay {place} petición(es) delante.",
-        "en": "Waiting for the model: {place} request(s) ahead of you.",
-    },
-    "chat.error": {"es": "Error del modelo ({kind}): {message}", "en": "Model error ({kind}): {message}"},
-    "chat.empty": {"es": "Escribe algo antes de enviar.", "en": "Type something before sending."},
-    "chat.meta": {
-        "es": "{model} · {latency} · {tokens} tokens · {cost}",
-        "en": "{model} · {latency} · {tokens} tokens · {cost}",
-    },
-    "chat.unpriced": {"es": "sin precio", "en": "unpriced"},
-    "chat.local": {"es": "local, $0", "en": "local, $0"},
-    "chat.store_error": {
-        "es": "No se pudo guardar el registro de la petición: {message}",
-        "en": "Could not save the request record: {message}",
-    },
-    "chat.feedback_saved": {"es": "Gracias por tu opinión.", "en": "Thanks for your feedback."},
-    "config.error": {"es": "Configuración inválida: {message}", "en": "Invalid configuration: {message}"},
+Table = Mapping[str, Mapping[str, str]]
+
+# Every table by name, in the order they are merged (the name is only for error messages).
+TABLES: dict[str, Table] = {
+    "common": COMMON_STRINGS,
+    "chat": CHAT_STRINGS,
+    "dashboard": DASHBOARD_STRINGS,
+    "explorer": REQUEST_STRINGS,
+    "alerts": ALERT_STRINGS,
+    "alert notifications": NOTIFY_STRINGS,
 }
 
 
+class DuplicateKeyError(ValueError):
+    """Two string tables define the same key."""
+
+
+def merge(tables: Mapping[str, Table]) -> dict[str, Mapping[str, str]]:
+    """One table from several; a key defined in two of them raises DuplicateKeyError naming
+    the key and both tables."""
+    merged: dict[str, Mapping[str, str]] = {}
+    origin: dict[str, str] = {}
+    for name, table in tables.items():
+        for key, entry in table.items():
+            if key in merged:
+                raise DuplicateKeyError(f"i18n key {key!r} is defined in both the {origin[key]!r} and {name!r} tables")
+            merged[key] = entry
+            origin[key] = name
+    return merged
+
+
+STRINGS: Mapping[str, Mapping[str, str]] = merge(TABLES)
+
+
 def t(key: str, lang: str = "es", **values) -> str:
-    """The string for `key` in `lang` (English if missing), formatted with `values`."""
-    entry = STRINGS.get(key)
-    if entry is None:
-        return key
-    text = entry.get(lang) or entry["en"]
+    """The string for `key` in `lang`, formatted with `values`.
+
+    Raises KeyError for a key no table defines or a language the key has no text for."""
+    try:
+        entry = STRINGS[key]
+    except KeyError:
+        raise KeyError(f"no UI string {key!r} in chatwatch.i18n (add it to one of its tables)") from None
+    try:
+        text = entry[lang]
+    except KeyError:
+        raise KeyError(f"UI string {key!r} has no {lang!r} text (languages: {', '.join(LANGUAGES)})") from None
     return text.format(**values) if values else text
-
-
-# Every table is loaded at import, so t() finds a key whichever page imported first.
-from chatwatch.i18n import alerts as _alerts  # noqa: E402,F401
-from chatwatch.i18n import dashboard as _dashboard  # noqa: E402,F401

@@ -34,6 +34,7 @@ import genai_prices
 from genai_prices import Usage
 from genai_prices.types import ModelPrice, TieredPrices
 
+from chatwatch import i18n
 from chatwatch.config import ModelConfig, PriceConfig, Settings
 from chatwatch.store.record import PriceSource
 
@@ -125,18 +126,18 @@ class Pricer:
             return UNPRICED
         return Price(calc.total_price, "genai-prices")
 
-    def describe_price(self, model: ModelConfig) -> str:
-        """One line for the UI, e.g. "$0.15 / $0.60 per 1M tokens (genai-prices)"."""
+    def describe_price(self, model: ModelConfig, lang: str = "en") -> str:
+        """One line for the UI in `lang`, e.g. "$0.15 / $0.60 per 1M tokens (genai-prices)"."""
         configured = self.config_price(model)
         if configured is not None:
-            return _describe(configured, "config")
+            return _describe(configured, "config", lang)
         if model.kind == "llama_cpp":
-            return "free (local)"
+            return i18n.t("price.free_local", lang)
         key = self._catalogue_key(model)
         if key is None:
-            return "unpriced"
+            return i18n.t("price.unpriced", lang)
         calc = genai_prices.calc_price(Usage(), model.provider_model, **{key[0]: key[1]})
-        return _describe(calc.model_price, "genai-prices")
+        return _describe(calc.model_price, "genai-prices", lang)
 
     def config_price(self, model: ModelConfig) -> ModelPrice | None:
         """The price our config gives this model, or None when it gives none."""
@@ -171,13 +172,18 @@ def _usd(x: Decimal) -> str:
     return f"${x:.2f}" if x.as_tuple().exponent >= -2 else f"${x:f}"
 
 
-def _describe(mp: ModelPrice, source: str) -> str:
+def _describe(mp: ModelPrice, source: str, lang: str = "en") -> str:
     """The rates a chat pays (input, output, cached input, per-request fee), base tier."""
-    text = f"{_usd(_base(mp.input_mtok) or Decimal(0))} / {_usd(_base(mp.output_mtok) or Decimal(0))} per 1M tokens"
+    text = i18n.t(
+        "price.per_mtok",
+        lang,
+        input=_usd(_base(mp.input_mtok) or Decimal(0)),
+        output=_usd(_base(mp.output_mtok) or Decimal(0)),
+    )
     if mp.cache_read_mtok is not None:
-        text += f", cached input {_usd(_base(mp.cache_read_mtok))}"
+        text += i18n.t("price.cached", lang, rate=_usd(_base(mp.cache_read_mtok)))
     if mp.requests_kcount is not None:
-        text += f", {_usd(_base(mp.requests_kcount))} per 1K requests"
+        text += i18n.t("price.per_krequests", lang, rate=_usd(_base(mp.requests_kcount)))
     tiers = [
         t.start
         for r in (mp.input_mtok, mp.output_mtok, mp.cache_read_mtok, mp.requests_kcount)
@@ -185,5 +191,5 @@ def _describe(mp: ModelPrice, source: str) -> str:
         for t in r.tiers
     ]
     if tiers:
-        text += f"; tiered above {min(tiers):,} prompt tokens"
-    return f"{text} ({source})"
+        text += i18n.t("price.tiered_above", lang, tokens=f"{min(tiers):,}")
+    return i18n.t("price.source", lang, text=text, source=i18n.t(f"price_source.{source}", lang))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.alerts.model import (
     KINDS,
     NO_DATA_CHOICES,
@@ -21,6 +20,7 @@ from chatwatch.alerts.text import current_text, event_value, fmt_threshold, fmt_
 from chatwatch.i18n import t
 from chatwatch.ui.state import lang, runtime
 from chatwatch.ui.widgets.alerts import toast_new_alerts
+from chatwatch.ui.widgets.filters import choose
 
 L = lang()
 rt = runtime()
@@ -107,15 +107,20 @@ def history_tab() -> None:
         key="alerts_hist_period",
         format_func=lambda p: t(f"alerts.period.{p}", L),
     )
-    rules = c2.multiselect(t("alerts.history.rules", L), names, key="alerts_hist_rules")
+    rules = c2.multiselect(t("alerts.history.rules", L), names, key="alerts_hist_rules", **choose(L))
     states = c3.multiselect(
         t("alerts.history.states", L),
         ["firing", "renotify", "resolved"],
         key="alerts_hist_states",
         format_func=_state_label,
+        **choose(L),
     )
     severities = c4.multiselect(
-        t("alerts.history.severities", L), list(SEVERITIES), key="alerts_hist_severities", format_func=_severity_label
+        t("alerts.history.severities", L),
+        list(SEVERITIES),
+        key="alerts_hist_severities",
+        format_func=_severity_label,
+        **choose(L),
     )
     minutes = PERIODS_MIN[period]
     since = None if minutes is None else svc.clock() - minutes * US_PER_MIN
@@ -229,7 +234,9 @@ def rules_table(rules: list[Rule]) -> None:
                 t("alerts.col.scope", L): _scope(r.model),
                 t("alerts.col.threshold", L): fmt_threshold(r.kind, r.threshold, L),
                 t("alerts.col.window", L): f"{r.window_minutes:g}" if r.kind in USES_WINDOW else "—",
-                t("alerts.col.min_requests", L): r.min_requests if r.kind in USES_MIN_REQUESTS else "—",
+                # Text throughout ("—" where unused): a column of ints and "—" is mixed-type
+                # to pyarrow, which warns on every draw.
+                t("alerts.col.min_requests", L): str(r.min_requests) if r.kind in USES_MIN_REQUESTS else "—",
                 t("alerts.col.for", L): f"{r.for_minutes:g}",
                 t("alerts.col.enabled", L): r.enabled,
                 t("alerts.col.state", L): _state_label(s.state if s else "ok"),

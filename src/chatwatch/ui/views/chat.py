@@ -1,4 +1,8 @@
-"""Chat page: pick a model, tune it, talk to it; every reply goes through the monitor."""
+"""Chat page: pick a model, tune it, talk to it; every reply goes through the monitor.
+
+Between sending and the first token the reply shows what the model is doing (loading,
+queued with its place, thinking); a reply cut by the token limit says so; a thumbs vote
+stays selected across page switches (the widget's state is kept for the session)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from chatwatch.i18n import t
 from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.ui.state import lang, runtime, session_id, settings
 from chatwatch.ui.widgets.alerts import render_live_alerts
+from chatwatch.ui.widgets.format import label
 
 L = lang()
 cfg = settings()
@@ -24,7 +29,7 @@ ids = [m.id for m in cfg.models]
 names = {m.id: m.display_name for m in cfg.models}
 model_id = st.sidebar.selectbox(t("sidebar.model", L), ids, format_func=lambda i: names[i], key="model_id")
 model_cfg = cfg.model(model_id)
-st.sidebar.caption(f"{t('sidebar.price', L)}: {rt.monitor.pricer.describe_price(model_cfg)}")
+st.sidebar.caption(f"{t('sidebar.price', L)}: {rt.monitor.pricer.describe_price(model_cfg, L)}")
 d = model_cfg.defaults
 with st.sidebar.expander(t("sidebar.settings", L), expanded=False):
     # Keys per model, so each model starts from its own defaults.
@@ -81,12 +86,15 @@ for msg in state.messages:
             st.text(msg["content"])
         if msg.get("stopped"):
             st.caption(t("chat.stopped", L))
+        for notice in msg.get("notices", ()):
+            st.caption(notice)
         if msg.get("meta"):
             st.caption(msg["meta"])
         if msg["role"] == "assistant" and msg.get("request_id") and msg["content"]:
             st.feedback(
                 "thumbs",
                 key=f"feedback:{msg['request_id']}",
+                persist_state="session",  # still selected after a visit to another page
                 on_change=_save_feedback,
                 args=(msg["request_id"], msg["model"]),
             )
@@ -110,6 +118,11 @@ if prompt is not None:
     with st.chat_message("assistant"):
         st.button(t("chat.stop", L), icon="⏹️", key="stop")  # any click reruns the page: the stream stops
         status = st.empty()
+        # Until the first token: loading the model (a local model's first request), then
+        # queued behind other sessions (on_wait), then thinking (prompt processing).
+        model = rt.model(model_id)[0]
+        working = "chat.thinking" if getattr(model, "loaded", True) else "chat.loading"
+        status.info(t(working, L, model=names[model_id]), icon="⏳")
 
         def on_wait(place: int) -> None:
             status.info(t("chat.waiting", L, place=place), icon="⏳")
@@ -126,7 +139,8 @@ if prompt is not None:
         def chunks():
             try:
                 for chunk in reply:
-                    status.empty()
+                    if not entry["content"]:
+                        status.empty()  # the first token replaces the working indicator
                     entry["content"] += chunk
                     yield chunk
             finally:
@@ -136,7 +150,7 @@ if prompt is not None:
             st.write_stream(chunks())
             entry["stopped"] = False
         except Exception as exc:
-            kind = getattr(exc, "error_type", type(exc).__name__)
+            kind = label("error_type", getattr(exc, "error_type", type(exc).__name__), L)
             message = reply.record.error_message if reply.record else str(exc)
             entry["error"] = t("chat.error", L, kind=kind, message=message)
             entry["stopped"] = False
@@ -145,7 +159,10 @@ if prompt is not None:
         entry["request_id"] = record.id if record else None
         entry["meta"] = _meta(record)
         if record is not None and record.status == "ok":
-            for notice in reply.result.notices if reply.result else ():
+            entry["notices"] = list(reply.result.notices if reply.result else ())
+            if record.finish_reason == "length":
+                entry["notices"].append(t("chat.truncated", L, n=generation.max_tokens))
+            for notice in entry["notices"]:
                 st.caption(notice)
         if entry["meta"]:
             st.caption(entry["meta"])

@@ -1,5 +1,6 @@
 """Monitoring dashboard: KPIs, charts and tables over the shared store (every session and
-process), refreshed live in a fragment while the page is shown; exports of the view."""
+process), refreshed live in a fragment while the page is shown; exports of the view, drawn
+outside that fragment so a refresh never swaps a download button under the user's click."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.i18n import t
 from chatwatch.ui.data import dashboard, model_options
 from chatwatch.ui.state import lang, runtime, session_id, settings
 from chatwatch.ui.widgets.alerts import render_live_alerts
-from chatwatch.ui.widgets.dashboard import render_dashboard
+from chatwatch.ui.widgets.dashboard import render_dashboard, render_export
 from chatwatch.ui.widgets.filters import dashboard_view
 
 L = lang()
@@ -33,7 +33,8 @@ def board() -> None:
     filters = view.filters(now, align_s=every_s)
     data = dashboard(cfg, filters, now)
     label = view.label(L) if live else f"{view.label(L)} · {t('dash.paused', L)}"
-    render_dashboard(data, store, L, now, label)
+    render_dashboard(data, L, now, label)
 
 
 board()
+render_export(store, lambda: view.filters(datetime.now(UTC), align_s=every_s), L, datetime.now(UTC))

@@ -7,14 +7,13 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.i18n import t
 from chatwatch.ui.data import TTL_S, error_type_options, model_options, requests_page
 from chatwatch.ui.state import lang, session_id, settings
 from chatwatch.ui.widgets.charts import requests_table
-from chatwatch.ui.widgets.dashboard import render_request_detail
+from chatwatch.ui.widgets.dashboard import EMPTY_CELL, render_request_detail
 from chatwatch.ui.widgets.filters import requests_view
-from chatwatch.ui.widgets.format import fmt_time
+from chatwatch.ui.widgets.format import fmt_time, label
 
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -40,14 +39,14 @@ if page.total == 0:
     st.info(t("req.empty", L))
     st.stop()
 st.caption(t("req.count", L, total=f"{page.total:,}", page=page_no, pages=f"{page.pages:,}"))
-st.dataframe(requests_table(page.records, L), hide_index=True)
+st.dataframe(requests_table(page.records, L), hide_index=True, placeholder=EMPTY_CELL)
 st.pagination(page.pages, key=pager_key)  # its value is read from session state above
 
 
 @st.fragment  # picking a request reruns only this part, not the page's queries
 def detail(records) -> None:
     st.subheader(t("req.detail", L))
-    labels = {r.id: f"{fmt_time(r.started_at)} · {r.model} · {r.status} · {r.id}" for r in records}
+    labels = {r.id: f"{fmt_time(r.started_at)} · {r.model} · {label('status', r.status, L)} · {r.id}" for r in records}
     picked = st.selectbox(
         t("req.pick", L),
         list(labels),

@@ -15,17 +15,20 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.i18n import t
 from chatwatch.reports.queries import FeedbackCount, Histogram, Summary
 from chatwatch.store import histogram
 from chatwatch.store.record import RequestRecord
-from chatwatch.ui.widgets.format import MB, fmt_time
+from chatwatch.ui.widgets.format import MB, NONE, fmt_time, label
 
 PALETTE = qualitative.Plotly
 ERROR_COLOR = "#d62728"
 TTFT_BINS_PER_GROUP = 4  # histogram buckets are 5 % wide: 4 together (~22 %) read better
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2), hovermode="x unified")
+# Numeric dates on every time axis: Plotly's default ticks and hover headers spell month
+# and day names in English ("Dec 1, 2026") whatever the page's language.
+DATE_TICKS = "%d/%m %H:%M"
+DATE_HOVER = "%d/%m/%Y %H:%M"
 
 
 Colors = Mapping[str, str] | None
@@ -47,6 +50,12 @@ def _colors(colors: Colors, models) -> Mapping[str, str]:
 def _figure(title: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, **_LAYOUT)
+    return fig
+
+
+def _dates(fig: go.Figure) -> go.Figure:
+    """Every x axis of a time chart with numeric dates (see DATE_TICKS)."""
+    fig.update_xaxes(type="date", tickformat=DATE_TICKS, hoverformat=DATE_HOVER)
     return fig
 
 
@@ -89,7 +98,7 @@ def requests_errors(ts: pd.DataFrame, lang: str, colors: Colors = None) -> go.Fi
         )
     )
     fig.update_layout(barmode="stack", xaxis_title=t("dash.axis.time", lang), yaxis_title=t("dash.axis.requests", lang))
-    return fig
+    return _dates(fig)
 
 
 def latency_over_time(ts: pd.DataFrame, lang: str, colors: Colors = None) -> go.Figure:
@@ -110,7 +119,7 @@ def latency_over_time(ts: pd.DataFrame, lang: str, colors: Colors = None) -> go.
                 )
             )
     fig.update_layout(xaxis_title=t("dash.axis.time", lang), yaxis_title=t("dash.axis.seconds", lang))
-    return fig
+    return _dates(fig)
 
 
 def tokens_cost_over_time(ts: pd.DataFrame, lang: str, colors: Colors = None) -> go.Figure:
@@ -131,7 +140,7 @@ def tokens_cost_over_time(ts: pd.DataFrame, lang: str, colors: Colors = None) ->
     fig.update_yaxes(title_text=t("dash.axis.tokens", lang), row=1, col=1)
     fig.update_yaxes(title_text=t("dash.axis.cost", lang), row=2, col=1)
     fig.update_xaxes(title_text=t("dash.axis.time", lang), row=2, col=1)
-    return fig
+    return _dates(fig)
 
 
 def coarse_histogram(frame: pd.DataFrame, per_group: int = TTFT_BINS_PER_GROUP) -> pd.DataFrame:
@@ -203,7 +212,7 @@ def memory_over_time(memory: pd.DataFrame, lang: str) -> go.Figure:
     fig.update_yaxes(title_text=f"{t('dash.series.rss', lang)} ({t('dash.axis.mb', lang)})", secondary_y=False)
     fig.update_yaxes(title_text=f"{t('dash.series.available', lang)} ({t('dash.axis.mb', lang)})", secondary_y=True)
     fig.update_xaxes(title_text=t("dash.axis.time", lang))
-    return fig
+    return _dates(fig)
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -222,6 +231,7 @@ def model_table(per_model: Sequence[Summary], feedback: Sequence[FeedbackCount],
                 t("dash.col.model", lang): s.model,
                 t("dash.col.requests", lang): s.requests,
                 t("dash.col.error_rate", lang): None if s.error_rate is None else s.error_rate * 100,
+                t("dash.col.cancelled", lang): s.cancelled,
                 t("dash.col.latency_p50", lang): s.latency_p50_s,
                 t("dash.col.latency_p95", lang): s.latency_p95_s,
                 t("dash.col.ttft_p50", lang): s.ttft_p50_s,
@@ -237,6 +247,7 @@ def model_table(per_model: Sequence[Summary], feedback: Sequence[FeedbackCount],
             "model",
             "requests",
             "error_rate",
+            "cancelled",
             "latency_p50",
             "latency_p95",
             "ttft_p50",
@@ -252,7 +263,10 @@ def model_table(per_model: Sequence[Summary], feedback: Sequence[FeedbackCount],
 def errors_table(records: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
     """Recent errors: time, model, error type, message (plain text cells) and request id."""
     columns = [t(f"dash.col.{c}", lang) for c in ("time", "model", "error_type", "message", "request_id")]
-    rows = [(fmt_time(r.started_at), r.model, r.error_type or "", r.error_message or "", r.id) for r in records]
+    rows = [
+        (fmt_time(r.started_at), r.model, label("error_type", r.error_type, lang), r.error_message or "", r.id)
+        for r in records
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -278,10 +292,10 @@ def requests_table(records: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
         (
             fmt_time(r.started_at),
             r.model,
-            r.status,
-            r.error_type or "",
-            r.latency_s,
-            r.ttft_s,
+            label("status", r.status, lang),
+            "" if r.error_type is None else label("error_type", r.error_type, lang),
+            np.nan if r.latency_s is None else r.latency_s,
+            np.nan if r.ttft_s is None else r.ttft_s,
             f"{'–' if r.input_tokens is None else r.input_tokens} / {'–' if r.output_tokens is None else r.output_tokens}",
             # Text, so an unpriced request reads empty rather than a made-up 0.
             "" if r.cost_usd is None else format(r.cost_usd.normalize(), "f"),
@@ -291,11 +305,39 @@ def requests_table(records: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
         )
         for r in records
     ]
-    return pd.DataFrame(rows, columns=columns)
+    # Float columns (NaN where unknown, shown as the table's placeholder): a column of
+    # floats and Nones is "object" to pyarrow and draws with a warning.
+    return pd.DataFrame(rows, columns=columns).astype({columns[4]: float, columns[5]: float})
+
+
+# Fields whose stored code reads as a word (see format.label), and the kind of word.
+_CODED_FIELDS = {
+    "status": "status",
+    "error_type": "error_type",
+    "token_source": "token_source",
+    "price_source": "price_source",
+    "finish_reason": "finish_reason",
+}
+
+
+def field_value(name: str, value: object, lang: str) -> str:
+    """One field of a request as the detail shows it: codes in words, yes/no, "—" if unknown."""
+    if value is None:
+        return NONE
+    if isinstance(value, bool):
+        return t("common.yes" if value else "common.no", lang)
+    if name in _CODED_FIELDS:
+        return label(_CODED_FIELDS[name], str(value), lang)
+    return str(value)
 
 
 def record_fields(record: RequestRecord, lang: str) -> pd.DataFrame:
-    """Every field of a request (but the captured texts, shown apart) as text rows."""
+    """Every field of a request (but the captured texts, shown apart) as text rows, its name
+    in words (in `lang`) and its value as text."""
     d = record.to_dict()
-    rows = [(k, "" if v is None else str(v)) for k, v in d.items() if k not in ("prompt_text", "response_text")]
+    rows = [
+        (t(f"field.{k}", lang), field_value(k, v, lang))
+        for k, v in d.items()
+        if k not in ("prompt_text", "response_text")
+    ]
     return pd.DataFrame(rows, columns=[t("req.field", lang), t("req.value", lang)])

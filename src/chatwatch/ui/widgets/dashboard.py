@@ -2,21 +2,22 @@
 pure modules (dashboard_charts, dashboard_format, dashboard_logs); this only lays it out.
 
 Text that came from prompts, replies, errors or logs goes through st.dataframe, st.text
-or st.code only, which show it as text (never markdown or HTML).
+or st.code only, which show it as text (never markdown or HTML). Every table shows an
+unknown cell as "—" (Streamlit's default is the English word "None").
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 import streamlit as st
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.config import Settings
 from chatwatch.i18n import t
 from chatwatch.reports.dashboard import DashboardData
-from chatwatch.reports.export import MEDIA_TYPES
+from chatwatch.reports.export import MEDIA_TYPES, Format
 from chatwatch.reports.logsearch import find_log_lines
 from chatwatch.reports.queries import Filters
 from chatwatch.store.records import Store
@@ -24,6 +25,7 @@ from chatwatch.telemetry import memory
 from chatwatch.ui.data import export_data, request_detail
 from chatwatch.ui.widgets import charts
 from chatwatch.ui.widgets.format import (
+    NONE,
     exact_usd,
     fmt_bytes,
     fmt_cost,
@@ -33,11 +35,13 @@ from chatwatch.ui.widgets.format import (
     fmt_satisfaction,
     fmt_seconds,
     fmt_time,
+    label,
 )
 
 KPI_COLUMNS = 4  # wide enough for '12.3 tok/s' on a laptop screen
 PERCENT = st.column_config.NumberColumn(format="%.2f %%")
 SECONDS = st.column_config.NumberColumn(format="%.3f")
+EMPTY_CELL = NONE  # what st.dataframe shows for a missing value
 
 
 Kpi = tuple[str, str, str | None, str | None]  # label, value, delta (a neutral note), help
@@ -56,6 +60,12 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
             fmt_pct(s.error_rate),
             None,
             t("dash.kpi.error_rate.help", lang, errors=f"{s.errors:,}", requests=f"{s.requests:,}"),
+        ),
+        (
+            t("dash.kpi.cancel_rate", lang),
+            fmt_pct(s.cancelled / s.requests if s.requests else None),
+            None,
+            t("dash.kpi.cancel_rate.help", lang, cancelled=f"{s.cancelled:,}", requests=f"{s.requests:,}"),
         ),
         (t("dash.kpi.latency_mean", lang), fmt_seconds(s.latency_mean_s), None, None),
         (t("dash.kpi.latency_p50", lang), fmt_seconds(s.latency_p50_s), None, None),
@@ -93,13 +103,13 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
     ]
 
 
-def render_dashboard(data: DashboardData, store: Store, lang: str, updated: datetime, range_label: str) -> None:
+def render_dashboard(data: DashboardData, lang: str, updated: datetime, range_label: str) -> None:
     st.caption(t("dash.updated", lang, time=updated.strftime("%H:%M:%S"), range=range_label))
     st.caption(t(f"dash.method.{data.overview.summary.percentile_method}", lang))
     items = kpis(data, lang, memory.sample())
     for start in range(0, len(items), KPI_COLUMNS):
-        for col, (label, value, delta, help_) in zip(st.columns(KPI_COLUMNS), items[start : start + KPI_COLUMNS]):
-            col.metric(label, value, delta, delta_color="off", delta_arrow="off", help=help_, border=True)
+        for col, (name, value, delta, help_) in zip(st.columns(KPI_COLUMNS), items[start : start + KPI_COLUMNS]):
+            col.metric(name, value, delta, delta_color="off", delta_arrow="off", help=help_, border=True)
     ov = data.overview
     if ov.summary.requests == 0:
         st.info(t("dash.empty", lang))
@@ -119,6 +129,7 @@ def render_dashboard(data: DashboardData, store: Store, lang: str, updated: date
         st.dataframe(
             charts.model_table(ov.per_model, data.feedback, lang),
             hide_index=True,
+            placeholder=EMPTY_CELL,
             column_config={
                 t("dash.col.error_rate", lang): PERCENT,
                 t("dash.col.satisfaction", lang): PERCENT,
@@ -133,21 +144,25 @@ def render_dashboard(data: DashboardData, store: Store, lang: str, updated: date
         )
     st.subheader(t("dash.errors_table", lang))
     if data.recent_errors:
-        st.dataframe(charts.errors_table(data.recent_errors, lang), hide_index=True)
+        st.dataframe(charts.errors_table(data.recent_errors, lang), hide_index=True, placeholder=EMPTY_CELL)
     else:
         st.caption(t("dash.no_errors", lang))
-    render_export(store, data.filters, lang, updated)
 
 
-def render_export(store: Store, filters: Filters, lang: str, now: datetime) -> None:
-    """One click each: the file is produced when clicked (a callable), never behind a button."""
+def render_export(store: Store, filters_at: Callable[[], Filters], lang: str, now: datetime) -> None:
+    """One click each: the file is produced when clicked (a callable), never behind a button,
+    for the view's filters at that moment (`filters_at()`).
+
+    Draw this outside any auto-refreshing fragment: a redraw replaces the button's deferred
+    file, and a click that lands on the replaced one gets no file ("Deferred file not
+    found" on the server)."""
     st.subheader(t("dash.export", lang))
     stamp = now.strftime("%Y%m%d-%H%M%S")
     json_col, csv_col, _ = st.columns([1, 1, 3])
     for col, fmt in ((json_col, "json"), (csv_col, "csv")):
         col.download_button(
             t(f"dash.export.{fmt}", lang),
-            data=export_data(store, fmt, filters),
+            data=_export(store, fmt, filters_at),
             file_name=f"chatwatch-requests-{stamp}.{fmt}",
             mime=MEDIA_TYPES[fmt],
             icon="⬇️",
@@ -155,6 +170,13 @@ def render_export(store: Store, filters: Filters, lang: str, now: datetime) -> N
             key=f"export_{fmt}",
             help=t("dash.export.help", lang),
         )
+
+
+def _export(store: Store, fmt: Format, filters_at: Callable[[], Filters]) -> Callable[[], str]:
+    def produce() -> str:
+        return export_data(store, fmt, filters_at())()
+
+    return produce
 
 
 # --- one request ------------------------------------------------------------------------------
@@ -169,16 +191,17 @@ def render_request_detail(settings: Settings, request_id: str, lang: str) -> Non
     fields, texts = st.columns([1, 1])
     with fields:
         st.markdown(f"**{t('req.fields', lang)}**")
-        st.dataframe(charts.record_fields(record, lang), hide_index=True, height=420)
+        st.dataframe(charts.record_fields(record, lang), hide_index=True, height=420, placeholder=EMPTY_CELL)
     with texts:
         if record.error_message:
             st.markdown(f"**{t('req.error', lang)}**")
-            st.code(f"[{record.error_type or '?'}] {record.error_message}", language=None, wrap_lines=True)
+            kind = label("error_type", record.error_type, lang)
+            st.code(f"[{kind}] {record.error_message}", language=None, wrap_lines=True)
         if record.prompt_text is None and record.response_text is None:
             st.caption(t("req.no_content", lang))
-        for label, text in (("req.prompt", record.prompt_text), ("req.response", record.response_text)):
+        for key, text in (("req.prompt", record.prompt_text), ("req.response", record.response_text)):
             if text is not None:
-                st.markdown(f"**{t(label, lang)}**")
+                st.markdown(f"**{t(key, lang)}**")
                 st.text(text)
         st.markdown(f"**{t('req.feedback', lang)}**")
         if thumb is None:
@@ -205,7 +228,7 @@ def render_log_lines(settings: Settings, request_id: str, started: datetime, lan
             }
             for d in scan.lines
         ]
-        st.dataframe(rows, hide_index=True)
+        st.dataframe(rows, hide_index=True, placeholder=EMPTY_CELL)
         with st.expander(t("req.logs.raw", lang)):
             st.code(
                 "\n".join(

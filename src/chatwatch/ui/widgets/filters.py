@@ -14,10 +14,10 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.i18n import t
 from chatwatch.reports.queries import Filters
 from chatwatch.store.records import from_us, to_us
+from chatwatch.ui.widgets.format import label
 
 RANGES: dict[str, timedelta | None] = {
     "15m": timedelta(minutes=15),
@@ -87,6 +87,12 @@ def as_utc(value: datetime | None) -> datetime | None:
 # --- widgets --------------------------------------------------------------------------------
 
 
+def choose(lang: str) -> dict:
+    """Multiselect options in `lang`: Streamlit's own placeholder ("Choose options") and its
+    "Select all" entry are English only; an empty filter already means "all"."""
+    return dict(placeholder=t("common.choose", lang), select_all=False)
+
+
 def range_widgets(lang: str, prefix: str, container=st.sidebar) -> tuple[str, datetime | None, datetime | None]:
     """Range picker; "custom" adds From/To (UTC). Returns (range_key, from, to)."""
     keys = list(RANGES)
@@ -117,12 +123,13 @@ def range_widgets(lang: str, prefix: str, container=st.sidebar) -> tuple[str, da
 def model_status_widgets(
     lang: str, prefix: str, models: Sequence[str], container=st.sidebar
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    chosen = container.multiselect(t("dash.models", lang), list(models), key=f"{prefix}_models")
+    chosen = container.multiselect(t("dash.models", lang), list(models), key=f"{prefix}_models", **choose(lang))
     statuses = container.multiselect(
         t("dash.statuses", lang),
         list(STATUSES),
         key=f"{prefix}_statuses",
-        format_func=lambda s: t(f"dash.status.{s}", lang),
+        format_func=lambda s: t(f"status.{s}", lang),
+        **choose(lang),
     )
     return tuple(chosen), tuple(statuses)
 
@@ -149,7 +156,10 @@ def requests_view(lang: str, models: Sequence[str], error_types: Sequence[str], 
     chosen, statuses = model_status_widgets(lang, "req", models)
     kinds = [""] + [e for e in error_types if e]
     error_type = st.sidebar.selectbox(
-        t("req.error_type", lang), kinds, key="req_error_type", format_func=lambda e: e or t("req.any", lang)
+        t("req.error_type", lang),
+        kinds,
+        key="req_error_type",
+        format_func=lambda e: label("error_type", e, lang) if e else t("req.any", lang),
     )
     mine = st.sidebar.toggle(t("req.session.mine", lang), key="req_mine")
     typed = st.sidebar.text_input(t("req.session", lang), key="req_session", disabled=mine).strip()

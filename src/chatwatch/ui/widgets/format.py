@@ -11,8 +11,7 @@ import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import chatwatch.i18n  # noqa: F401
-from chatwatch.i18n import t
+from chatwatch.i18n import STRINGS, t
 
 NONE = "—"
 MB = 1024 * 1024
@@ -87,6 +86,16 @@ def fmt_cost(cost: Decimal, unpriced: int, requests: int, lang: str, *, note: bo
 
 def fmt_satisfaction(up: int, total: int, lang: str) -> str:
     return t("dash.no_feedback", lang) if total == 0 else f"👍 {up / total * 100:.1f} %"
+
+
+def label(kind: str, value: str | None, lang: str) -> str:
+    """A stored code (a status, an error type, a token or price source, a finish reason) in
+    words: `t("{kind}.{value}")`, or the code itself when it is not one we know (an error
+    type from a newer version, a provider's own finish reason). None reads "—"."""
+    if value is None or value == "":
+        return NONE
+    key = f"{kind}.{value}"
+    return t(key, lang) if key in STRINGS else value
 
 
 def fmt_time(ts: datetime) -> str:

@@ -1,0 +1,47 @@
+"""Strings of the chat page and its sidebar (model, generation settings, price line). A
+plain table: loaded and merged by `chatwatch.i18n`."""
+
+from __future__ import annotations
+
+CHAT_STRINGS: dict[str, dict[str, str]] = {
+    "sidebar.language": {"es": "Idioma", "en": "Language"},
+    "sidebar.model": {"es": "Modelo", "en": "Model"},
+    "sidebar.settings": {"es": "Parámetros de generación", "en": "Generation settings"},
+    "sidebar.temperature": {"es": "Temperatura", "en": "Temperature"},
+    "sidebar.top_p": {"es": "Top-p", "en": "Top-p"},
+    "sidebar.max_tokens": {"es": "Máximo de tokens", "en": "Max tokens"},
+    "sidebar.seed": {"es": "Semilla (vacío = aleatoria)", "en": "Seed (empty = random)"},
+    "sidebar.seed_invalid": {"es": "La semilla debe ser un número entero.", "en": "The seed must be a whole number."},
+    "sidebar.system": {"es": "Instrucción de sistema", "en": "System prompt"},
+    "sidebar.new_chat": {"es": "Nueva conversación", "en": "New conversation"},
+    "sidebar.price": {"es": "Precio", "en": "Price"},
+    "chat.placeholder": {"es": "Escribe tu mensaje…", "en": "Type your message…"},
+    "chat.stop": {"es": "Detener", "en": "Stop"},
+    "chat.stopped": {"es": "Generación detenida.", "en": "Generation stopped."},
+    "chat.loading": {
+        "es": "Cargando el modelo {model} en memoria…",
+        "en": "Loading model {model} into memory…",
+    },
+    "chat.thinking": {"es": "{model} está pensando…", "en": "{model} is thinking…"},
+    "chat.waiting": {
+        "es": "Esperando al modelo: hay {place} petición(es) delante.",
+        "en": "Waiting for the model: {place} request(s) ahead of you.",
+    },
+    "chat.error": {"es": "Error del modelo ({kind}): {message}", "en": "Model error ({kind}): {message}"},
+    "chat.empty": {"es": "Escribe algo antes de enviar.", "en": "Type something before sending."},
+    "chat.truncated": {
+        "es": "Respuesta cortada: se alcanzó el máximo de tokens ({n}).",
+        "en": "Reply cut short: the maximum of {n} tokens was reached.",
+    },
+    "chat.meta": {
+        "es": "{model} · {latency} · {tokens} tokens · {cost}",
+        "en": "{model} · {latency} · {tokens} tokens · {cost}",
+    },
+    "chat.unpriced": {"es": "sin precio", "en": "unpriced"},
+    "chat.local": {"es": "local, $0", "en": "local, $0"},
+    "chat.store_error": {
+        "es": "No se pudo guardar el registro de la petición: {message}",
+        "en": "Could not save the request record: {message}",
+    },
+    "chat.feedback_saved": {"es": "Gracias por tu opinión.", "en": "Thanks for your feedback."},
+}
