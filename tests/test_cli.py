@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
+
+import pytest
+
+from chatwatch.store.records import Store
+from tests.fixtures.db import make_record, sqlite_url_in
 
 RECORD_KEYS = {
     "id",
@@ -46,20 +53,70 @@ RECORD_KEYS = {
 }
 
 
+# What `chatwatch --version` and `chatwatch ask` must start without (README, Command line).
+HEAVY = ("pandas", "plotly", "streamlit", "chatwatch.bench")
+
+
 def chatwatch(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "chatwatch", *args], capture_output=True, text=True, timeout=300, **kw)
 
 
-def test_ask_json_prints_the_record_and_text():
-    out = chatwatch("ask", "--json", "--seed", "3", "--max-tokens", "16", "--temperature", "0.5", "Say hello.")
+# Runs `chatwatch` as `python -m chatwatch` does, then writes every module the process
+# imported to $MODULES_OUT at exit. (Not `-X importtime`: it does not list modules loaded
+# through importlib.import_module, which is how benchmarks are loaded.)
+PROBE = """
+import atexit, json, os, runpy, sys
+atexit.register(lambda: open(os.environ["MODULES_OUT"], "w").write(json.dumps(sorted(sys.modules))))
+sys.argv[0] = "chatwatch"
+runpy.run_module("chatwatch", run_name="__main__", alter_sys=True)
+"""
+
+
+def chatwatch_modules(tmp_path, *args: str, **kw) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """`chatwatch *args` and the set of modules it imported."""
+    where = tmp_path / "modules.json"
+    env = {**os.environ, "MODULES_OUT": str(where)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300, env=env, **kw
+    )
+    return out, set(json.loads(where.read_text()))
+
+
+def heavy(modules: set[str]) -> set[str]:
+    return {m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)}
+
+
+def test_version_imports_nothing_heavy(tmp_path):
+    out, modules = chatwatch_modules(tmp_path, "--version")
+    assert out.returncode == 0 and out.stdout.startswith("chatwatch ")
+    assert "chatwatch.cli.parser" in modules  # the probe sees our imports
+    assert heavy(modules) == set()
+
+
+def test_ask_json_prints_the_record_and_text(tmp_path):
+    out, modules = chatwatch_modules(
+        tmp_path,
+        "ask",
+        "--json",
+        "--seed",
+        "3",
+        "--max-tokens",
+        "16",
+        "--temperature",
+        "0.5",
+        "Say hello.",
+    )
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    assert "llama_cpp" in modules  # the model really ran in this process
+    assert heavy(modules) == set()  # ...without pandas, plotly, streamlit or a benchmark
+    data = json.loads(out.stdout, parse_float=Decimal)
     assert RECORD_KEYS <= set(data)
     assert data["text"].strip() and data["status"] == "ok" and data["model"] == "smollm2"
     assert data["provider"] == "llama.cpp" and data["session_id"] == "cli"
     assert data["token_source"] == "counted" and data["input_tokens"] > 0 and 1 <= data["output_tokens"] <= 16
     assert data["finish_reason"] in ("stop", "length")
-    assert data["cost_usd"] == "0" and data["price_source"] == "local"
+    assert data["cost_usd"] == Decimal(0) and isinstance(data["cost_usd"], Decimal) and data["price_source"] == "local"
+    assert '"cost_usd": 0.0,' in out.stdout  # a JSON number, not "0"
     assert data["temperature"] == 0.5 and data["max_tokens"] == 16
 
 
@@ -120,3 +177,79 @@ def test_each_model_load_is_recorded(tmp_path):
     model, ok, load_s, file_bytes, rss_before, rss_after = loads[0]
     assert model == "smollm2" and ok == 1 and load_s > 0 and file_bytes > 50_000_000
     assert rss_after > rss_before  # the weights are now resident
+
+
+def test_ask_json_cost_is_the_stored_exact_number(tmp_path, llama_server):
+    """A priced remote model (the real llama_cpp.server, priced in our config): the printed
+    cost is a JSON number with exactly the stored nano-dollars' digits."""
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        f'[[models]]\nid = "priced"\nkind = "openai"\nbase_url = "{llama_server}"\nprovider = "acme"\n'
+        'model = "smol"\nprice = { input_per_mtok = 0.1, output_per_mtok = 0.3 }\n'
+    )
+    out = chatwatch("ask", "--config", str(conf), "--json", "--seed", "1", "--max-tokens", "8", "Hi")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout, parse_float=Decimal)
+    with sqlite3.connect(tmp_path / "data" / "chatwatch.db") as db:
+        (nanos, n_in, n_out) = db.execute(
+            "SELECT cost_nanousd, input_tokens, output_tokens FROM requests WHERE id = ?", (data["id"],)
+        ).fetchone()
+    assert data["price_source"] == "config" and n_in > 0 and n_out > 0
+    by_hand = (n_in * Decimal("0.1") + n_out * Decimal("0.3")) / 10**6
+    assert data["cost_usd"] == Decimal(nanos).scaleb(-9) == by_hand
+    assert f'"cost_usd": {by_hand.normalize():f},' in out.stdout  # e.g. 0.0000054, never 5.4e-06
+
+
+def test_stats_shows_unknown_costs_as_unpriced(tmp_path):
+    url = sqlite_url_in(tmp_path)
+    local = Decimal(0)
+    hosted = Decimal("0.000123")
+    mixed = Decimal("0.000000123")
+    with Store.open(url) as store:
+        store.write_many(
+            [
+                make_record(model="smollm2", cost_usd=local, price_source="local"),
+                make_record(model="hosted", provider="openai", cost_usd=hosted, price_source="genai-prices"),
+                *[
+                    make_record(model="mystery", provider="acme", cost_usd=None, price_source="unpriced")
+                    for _ in range(2)
+                ],
+                make_record(model="mixed", provider="acme", cost_usd=mixed, price_source="config"),
+                make_record(model="mixed", provider="acme", cost_usd=None, price_source="unpriced"),
+            ]
+        )
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[store]\nurl = "{url}"\n')
+    out = chatwatch("stats", "--config", str(conf))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[-1] == "cost"
+    cost = {line.split(None, 6)[0]: line.split(None, 6)[6] for line in lines[1:]}
+    assert cost == {
+        "all": f"${hosted + mixed:f} + 3 unpriced",  # $0.000123123 + 3 unpriced
+        "hosted": "$0.000123",
+        "mixed": "$0.000000123 + 1 unpriced",
+        "mystery": "unpriced",
+        "smollm2": "$0",
+    }
+    assert "0.000000 " not in out.stdout and "$0.000000\n" not in out.stdout
+
+
+@pytest.mark.parametrize("name", ["dashboard", "ingest", "local", "memory", "overhead"])
+def test_each_benchmark_has_its_own_help(name):
+    out = chatwatch("bench", name, "--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"usage: chatwatch bench {name} ") and "--config PATH" in out.stdout
+
+
+def test_a_benchmark_imports_only_itself(tmp_path):
+    out, modules = chatwatch_modules(tmp_path, "bench", "ingest", "--rows", "200", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["rows"] == 200
+    benches = {m for m in modules if m.startswith("chatwatch.bench")}
+    assert benches == {"chatwatch.bench", "chatwatch.bench.ingest"}
+
+
+def test_an_unknown_benchmark_is_refused_with_the_choices():
+    out = chatwatch("bench", "nope")
+    assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr and "'ingest'" in out.stderr

@@ -8,6 +8,7 @@ import re
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TextIO
 
 from chatwatch.config import ConfigError, load
@@ -54,13 +55,27 @@ def cmd_stats(args) -> int:
     filters = _filters(args)
     with Store.open(settings.store_url) as store:
         rows = [("all", summary(store, filters))] + [(s.model, s) for s in per_model(store, filters)]
-    print(f"{'model':<22}{'requests':>9}{'errors':>8}{'err%':>7}{'p50 s':>8}{'p95 s':>8}{'cost $':>12}  unpriced")
+    # Percentiles are the reports summary's (chatwatch.reports.percentile), never recomputed here.
+    print(f"{'model':<22}{'requests':>9}{'errors':>8}{'err%':>7}{'p50 s':>8}{'p95 s':>8}  cost")
     for name, s in rows:
         p50 = "-" if s.latency_p50_s is None else f"{s.latency_p50_s:.2f}"
         p95 = "-" if s.latency_p95_s is None else f"{s.latency_p95_s:.2f}"
         rate = (s.error_rate or 0.0) * 100
-        print(f"{name:<22}{s.requests:>9}{s.errors:>8}{rate:>6.1f}%{p50:>8}{p95:>8}{s.cost_usd:>12.6f}  {s.unpriced}")
+        cost = cost_text(s.cost_usd, s.unpriced, s.requests)
+        print(f"{name:<22}{s.requests:>9}{s.errors:>8}{rate:>6.1f}%{p50:>8}{p95:>8}  {cost}")
     return 0
+
+
+def cost_text(cost_usd: Decimal, unpriced: int, requests: int) -> str:
+    """What `requests` cost, exactly and honestly: `$0.000123`, `$0.000123 + 2 unpriced`
+    when some have no known price, `unpriced` when none has, `-` without requests. An
+    unknown cost is never shown as $0."""
+    if requests == 0:
+        return "-"
+    if unpriced >= requests:
+        return "unpriced"
+    text = f"${format(cost_usd.normalize(), 'f')}"
+    return f"{text} + {unpriced} unpriced" if unpriced else text
 
 
 # Stage names of the retention cleanup, as the progress bar calls them.
