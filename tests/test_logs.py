@@ -450,3 +450,18 @@ def test_unwritable_log_dir_is_reported_and_the_chat_goes_on(tmp_path: Path, cap
         assert reply.record is not None and reply.record.status == "ok" and text
     err = capfd.readouterr().err
     assert err.count("cannot write log files") == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_clear_line_not_a_traceback_per_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "chatwatch-app-i.jsonl").symlink_to("/dev/full")  # every write: ENOSPC
+    setup = configure_logging(tmp_path, role="app", instance="i", console=False)
+    for i in range(5):
+        get_logger("t").info("line %d", i)
+    assert setup.flush()
+    setup.close()  # closing a file that cannot be flushed still closes
+    err = capfd.readouterr().err
+    assert err.count("No space left on device") == 1 and "Traceback" not in err, err
+    assert writer_threads() == []

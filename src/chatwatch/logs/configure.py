@@ -64,7 +64,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from chatwatch.logs.format import CONTEXT_FIELDS, ConsoleFormatter, JsonFormatter
-from chatwatch.logs.rotation import DailySizeRotatingFileHandler, prune_logs, safe_name, utc_today
+from chatwatch.logs.rotation import DailySizeRotatingFileHandler, prune_logs, report, safe_name, utc_today
 from chatwatch.privacy import SecretFilter
 
 __all__ = [
@@ -205,15 +205,20 @@ class _Listener(QueueListener):
         return self._thread
 
     def handle(self, record: Any) -> None:
-        if isinstance(record, _FlushMarker):  # FIFO: everything queued before it is written
-            self.report_drops()
-            for handler in self.handlers:
-                handler.flush()
-            record.done.set()
-            return
-        super().handle(record)
-        if self.source.dropped != self.reported:
-            self.report_drops()
+        try:
+            if isinstance(record, _FlushMarker):  # FIFO: everything queued before it is written
+                self.report_drops()
+                for handler in self.handlers:
+                    handler.flush()
+                return
+            super().handle(record)
+            if self.source.dropped != self.reported:
+                self.report_drops()
+        except Exception as exc:  # a broken handler must not stop the writer (and every later line)
+            report(f"writing a log line failed: {type(exc).__name__}: {exc}")
+        finally:
+            if isinstance(record, _FlushMarker):
+                record.done.set()
 
     def report_drops(self) -> None:
         dropped = self.source.dropped
@@ -336,7 +341,10 @@ class LogSetup:
             self._listener.stop()  # drains the queue, then joins the thread
             self._listener.report_drops()
             for handler in self._listener.handlers:
-                handler.close()
+                try:
+                    handler.close()
+                except Exception as exc:  # e.g. the console stream closed under us; the rest still close
+                    report(f"closing {handler} failed: {type(exc).__name__}: {exc}")
             self._listener = None
 
 

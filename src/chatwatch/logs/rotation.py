@@ -82,8 +82,9 @@ def _held_by_someone(path: Path) -> bool:
     return False
 
 
-def _report(message: str) -> None:
-    # Logging about logging would recurse; stderr is the last resort, as in Handler.handleError.
+def report(message: str) -> None:
+    """Tell stderr what went wrong with logging itself (logging it would recurse), as
+    `Handler.handleError` does, minus the traceback."""
     if logging.raiseExceptions:
         print(f"chatwatch logging: {message}", file=sys.stderr)
 
@@ -204,7 +205,7 @@ class DailySizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
                 try:
                     gzip_file(str(path), f"{path}.gz")
                 except OSError as exc:
-                    _report(f"compressing {path} failed: {exc}")
+                    report(f"compressing {path} failed: {exc}")
 
     # -- rolling over ---------------------------------------------------------------------
     def format(self, record: logging.LogRecord) -> str:
@@ -237,7 +238,7 @@ class DailySizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
         try:
             super().doRollover()
         except OSError as exc:  # keep appending to the current file rather than lose lines
-            _report(f"rotating {self.baseFilename} failed: {exc}; retrying in {RETRY_S:g} s")
+            report(f"rotating {self.baseFilename} failed: {exc}; retrying in {RETRY_S:g} s")
             self._retry_at = time.monotonic() + RETRY_S
             if self.stream is None:
                 self.stream = self._open()
@@ -247,7 +248,7 @@ class DailySizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
         try:
             prune_logs(self.log_dir, self.log_days)
         except OSError as exc:
-            _report(f"pruning {self.log_dir} failed: {exc}")
+            report(f"pruning {self.log_dir} failed: {exc}")
 
     def _rotated_name(self, default_name: str) -> str:
         """The `namer`: the next free `<stem>.<day>.<NNN>.jsonl.gz` for the current file's day.
@@ -265,13 +266,25 @@ class DailySizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
         try:
             gzip_file(source, dest)
         except OSError as exc:
-            _report(f"compressing {source} failed: {exc}; kept uncompressed")
+            report(f"compressing {source} failed: {exc}; kept uncompressed")
             os.replace(source, dest.removesuffix(".gz"))
 
-    def handleError(self, record: logging.LogRecord) -> None:
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self.handleError(None)
+
+    def close(self) -> None:
+        try:
+            super().close()  # drops the stream (and the lock) even when its last flush fails
+        except OSError:
+            self.handleError(None)
+
+    def handleError(self, record: logging.LogRecord | None) -> None:
         """One clear line per distinct failure (the stdlib prints a traceback per record)."""
         exc = sys.exc_info()[1]
         key = f"{type(exc).__name__}: {exc}"
         if key not in self._errors_seen and len(self._errors_seen) < 100:
             self._errors_seen.add(key)
-            _report(f"could not write {self.baseFilename}: {key} (lines are being lost)")
+            report(f"could not write {self.baseFilename}: {key} (lines are being lost)")
