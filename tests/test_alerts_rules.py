@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from chatwatch import config
+from chatwatch.alerts import text
 from chatwatch.alerts.channels import Notification
 from chatwatch.alerts.model import Rule
 from chatwatch.alerts.rules import validate
@@ -263,6 +264,9 @@ def test_no_data_keeps_a_firing_alert_and_says_so(harness):
     assert h.state("errors") == "firing"
     assert h.service.active()[0].state.value == pytest.approx(0.4)  # the last measured value stays
     assert h.service.current(h.service.rule("errors")).no_data
+    # What the banner and the Active tab show for it:
+    shown = text.firing_value(h.service.rule("errors"), 0.4, h.service.latest("errors"), "en")
+    assert shown == "40 % (last value; no data: no requests in the last 5 min)"
     assert h.eval(11 * MIN) == [("errors", "renotify")]
     renotify = h.service.history()[0]
     assert (renotify.reason, renotify.value, renotify.samples, renotify.window_minutes) == ("no_data", None, 0, 5)
@@ -298,7 +302,6 @@ def test_too_few_requests_is_no_data_too(harness):
 
 
 def test_no_data_words_in_spanish(store):
-    from chatwatch.alerts import text
     from chatwatch.alerts.model import AlertEvent
 
     event = AlertEvent(
@@ -594,7 +597,7 @@ def test_alert_tables_match_the_migration(store):
 
 
 def test_every_kind_is_measured_and_worded():
-    from chatwatch.alerts import rules, text
+    from chatwatch.alerts import rules
     from chatwatch.alerts.model import KINDS
     from chatwatch.config import AlertRuleConfig
 

@@ -225,6 +225,11 @@ class AlertService:
     def measure(self, rule: Rule) -> Measurement:
         return self.engine.measure(rule)
 
+    def latest(self, name: str) -> Measurement | None:
+        """The rule's value from this process's last evaluation, if any (measures nothing:
+        cheap enough for a banner on every page run)."""
+        return self.engine.latest.get(name)
+
     def current(self, rule: Rule) -> Measurement:
         """The rule's value from the last evaluation (after each request and every
         evaluate_every_s); measured now only if it has none yet."""

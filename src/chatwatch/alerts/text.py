@@ -61,6 +61,15 @@ def current_text(rule: Rule, m: Measurement, lang: str) -> str:
     return fmt_value(rule.kind, m.value, lang)
 
 
+def firing_value(rule: Rule, value: float | None, latest: Measurement | None, lang: str) -> str:
+    """What a firing alert shows as its value: the last measured one, and "no data ..."
+    when the latest evaluation found too few requests (a kept alert says why it is kept)."""
+    shown = fmt_value(rule.kind, value, lang)
+    if latest is None or not latest.no_data:
+        return shown
+    return tr("last_value", lang, value=shown, no_data=current_text(rule, latest, lang))
+
+
 def event_no_data(event: AlertEvent, lang: str) -> str | None:
     """The "no data ..." words of an event that had no fresh measurement, else None."""
     if event.reason != "no_data":

@@ -223,6 +223,7 @@ _T: dict[str, dict[str, str]] = {
         "es": "sin datos: ninguna medida de memoria en los últimos {window} min",
         "en": "no data: no memory reading in the last {window} min",
     },
+    "last_value": {"es": "{value} (último valor; {no_data})", "en": "{value} (last value; {no_data})"},
     "resolved.no_data": {"es": "resuelta (sin datos)", "en": "resolved (no data)"},
     "resolved.off": {"es": "resuelta (regla desactivada)", "en": "resolved (rule off)"},
     "severity.info": {"es": "INFO", "en": "INFO"},

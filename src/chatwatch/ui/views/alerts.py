@@ -16,7 +16,7 @@ from chatwatch.alerts.model import (
     USES_WINDOW,
     Rule,
 )
-from chatwatch.alerts.text import current_text, event_value, fmt_threshold, fmt_time, fmt_value, kind_label
+from chatwatch.alerts.text import current_text, event_value, firing_value, fmt_threshold, fmt_time, kind_label
 from chatwatch.i18n import t
 from chatwatch.ui.state import lang, runtime
 from chatwatch.ui.widgets.alerts import toast_new_alerts
@@ -80,7 +80,9 @@ def active_tab() -> None:
             t("alerts.col.rule", L): a.rule.name,
             t("alerts.col.severity", L): _severity_label(a.rule.severity),
             t("alerts.col.state", L): _state_label(a.state.state),
-            t("alerts.col.value", L): fmt_value(a.rule.kind, a.state.value, L) if a.state.state == "firing" else "—",
+            t("alerts.col.value", L): firing_value(a.rule, a.state.value, svc.latest(a.rule.name), L)
+            if a.state.state == "firing"
+            else "—",
             t("alerts.col.threshold", L): fmt_threshold(a.rule.kind, a.rule.threshold, L),
             t("alerts.col.scope", L): _scope(a.rule.model),
             t("alerts.col.model", L): a.state.model or "—",

@@ -16,7 +16,7 @@ import streamlit as st
 
 import chatwatch.i18n  # noqa: F401
 from chatwatch.alerts.model import AlertEvent
-from chatwatch.alerts.text import fmt_threshold, fmt_time, fmt_value, kind_label, summary
+from chatwatch.alerts.text import firing_value, fmt_threshold, fmt_time, kind_label, summary
 from chatwatch.i18n import t
 
 log = logging.getLogger("chatwatch.alerts")
@@ -46,7 +46,7 @@ def render_alert_banner(runtime, lang: str) -> None:
                 lang,
                 rule=a.rule.name,
                 what=kind_label(kind, lang),
-                value=fmt_value(kind, a.state.value, lang),
+                value=firing_value(a.rule, a.state.value, runtime.alerts.latest(a.rule.name), lang),
                 threshold=fmt_threshold(kind, a.rule.threshold, lang),
                 scope=scope,
                 since=fmt_time(a.state.firing_since_us),
