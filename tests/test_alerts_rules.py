@@ -282,6 +282,7 @@ def test_no_data_keeps_a_firing_alert_and_says_so(harness):
     assert (resolved.reason, resolved.value) == ("recovered", 0.0)
     assert h.service.notifier.drain(5)
     assert "is back to normal on all models: 0 %" in h.channel.messages[-1].body
+    assert h.channel.messages[-1].kind == "success"
 
 
 def test_too_few_requests_is_no_data_too(harness):
@@ -294,7 +295,7 @@ def test_too_few_requests_is_no_data_too(harness):
     assert (resolved.reason, resolved.value, resolved.samples, resolved.min_requests) == ("no_data", None, 3, 5)
     assert h.service.notifier.drain(5)
     message = h.channel.messages[-1]
-    assert message.title == "[chatwatch] RESOLVED (no data): errors"
+    assert (message.title, message.kind) == ("[chatwatch] RESOLVED (no data): errors", "info")
     assert "resolved for lack of data, not back to normal: no data: only 3 request(s) in the last 5 min (5 needed)" in (
         message.body
     )

@@ -48,7 +48,8 @@ class Channel(Protocol):
 
 def notification_for(event: AlertEvent, lang: str) -> Notification:
     if event.state == "resolved":
-        kind = "success"
+        # Only a recovery is a success; resolved for lack of data or a rule turned off is news.
+        kind = "success" if event.reason in (None, "recovered") else "info"
     elif event.state == "test":
         kind = "info"
     else:
