@@ -24,7 +24,6 @@ from chatwatch.logs.configure import (
     close_logging,
     configure_logging,
     current_setup,
-    get_logger,
     log_context,
     prune_logs,
 )
@@ -68,13 +67,13 @@ def writer_threads() -> list[threading.Thread]:
 def test_reconfigure_replaces_the_previous_setup(tmp_path: Path) -> None:
     first = configure_logging(tmp_path, role="app", instance="h:1", console=False)
     assert first.path == tmp_path / "chatwatch-app-h-1.jsonl"
-    get_logger("t").info("to the first")
-    get_logger("t").debug("below the first's level")
+    logging.getLogger("chatwatch.t").info("to the first")
+    logging.getLogger("chatwatch.t").debug("below the first's level")
 
     second = configure_logging(tmp_path / "other", role="cli", instance="h:1", level="DEBUG", console=False)
     assert first.closed and current_setup() is second
     assert len(chatwatch_handlers()) == 1 and len(writer_threads()) == 1
-    get_logger("t").debug("to the second")
+    logging.getLogger("chatwatch.t").debug("to the second")
     second.flush()
     assert [ln["message"] for ln in read_lines(first.path)] == ["to the first"]  # written before it closed
     assert [ln["message"] for ln in read_lines(second.path)] == ["to the second"]
@@ -82,7 +81,7 @@ def test_reconfigure_replaces_the_previous_setup(tmp_path: Path) -> None:
     # The same role and folder again: the file is taken over, not duplicated as `-2`.
     third = configure_logging(tmp_path / "other", role="cli", instance="h:1", console=False)
     assert third.path == second.path and second.closed
-    get_logger("t").info("to the third")
+    logging.getLogger("chatwatch.t").info("to the third")
     first.close()  # a replaced setup's close (its runtime closing late) changes nothing
     assert current_setup() is third and len(chatwatch_handlers()) == 1
     third.close()
@@ -126,8 +125,8 @@ def _env() -> dict[str, str]:
 def test_console_is_human_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     setup = configure_logging(tmp_path, role="app", instance="i")
     with log_context(request_id="r-1"):
-        get_logger("t").info("hello %s", "world")
-    get_logger("t").debug("hidden at INFO")
+        logging.getLogger("chatwatch.t").info("hello %s", "world")
+    logging.getLogger("chatwatch.t").debug("hidden at INFO")
     setup.flush()
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
@@ -136,7 +135,7 @@ def test_console_is_human_readable(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_json_lines_carry_each_threads_context(tmp_path: Path) -> None:
     setup = configure_logging(tmp_path, role="app", instance="i", console=False)
-    log = get_logger("chatwatch.sessions")
+    log = logging.getLogger("chatwatch.sessions")
     turn = threading.Barrier(2)
     per_thread = 200
 
@@ -194,7 +193,7 @@ def test_day_is_read_at_write_time(tmp_path: Path) -> None:
 
     today = [date(2031, 5, 1)]
     setup = configure_logging(tmp_path, role="app", instance="i", console=False, today=lambda: today[0])
-    log = get_logger("t")
+    log = logging.getLogger("chatwatch.t")
     for i in range(3):
         log.info("day one %d", i)
     setup.flush()
@@ -213,7 +212,8 @@ def test_day_is_read_at_write_time(tmp_path: Path) -> None:
 WRITER = r"""
 import os, sys
 from datetime import date, timedelta
-from chatwatch.logs.configure import configure_logging, get_logger, log_context
+import logging
+from chatwatch.logs.configure import configure_logging, log_context
 
 log_dir, instance, total, per_day, max_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 day = [0]
@@ -221,7 +221,7 @@ setup = configure_logging(log_dir, role="worker", instance=instance, max_mb=max_
                           console=False, today=lambda: date(2024, 1, 1) + timedelta(days=day[0]))
 print(setup.path.name, flush=True)
 sys.stdin.readline()  # start gate: every writer begins together
-log = get_logger("writer")
+log = logging.getLogger("chatwatch.writer")
 writer = os.getpid()
 with log_context(session_id=f"s-{writer}"):
     for i in range(total):
@@ -314,7 +314,7 @@ def test_old_files_are_pruned(tmp_path: Path) -> None:
     assert all(p.exists() for p in kept)
 
     # Our own file, however quiet, is never pruned while we hold it.
-    get_logger("t").info("still here")
+    logging.getLogger("chatwatch.t").info("still here")
     setup.flush()
     os.utime(setup.path, (time.time() - 30 * DAY,) * 2)
     assert prune_logs(tmp_path, 14) == []
@@ -322,7 +322,7 @@ def test_old_files_are_pruned(tmp_path: Path) -> None:
     # A rotation prunes too.
     late = make("chatwatch-app-h-9.2024-01-02.001.jsonl.gz", 15)
     today[0] = date(2031, 5, 2)
-    get_logger("t").info("next day")
+    logging.getLogger("chatwatch.t").info("next day")
     setup.flush()
     assert not late.exists()
     assert all(p.exists() for p in kept)
@@ -334,7 +334,7 @@ def test_registered_secret_never_reaches_the_logs(tmp_path: Path, capsys: pytest
     register_secret(key)
     register_secret(other)
     setup = configure_logging(tmp_path, role="app", instance="i")
-    log = get_logger("chatwatch.models.openai")
+    log = logging.getLogger("chatwatch.models.openai")
     log.info("using key %s", key)
     log.info("%(k)s and %(o)s", {"k": key, "o": other})
     log.warning("headers", extra={"headers": {"Authorization": f"Bearer {other}"}})
@@ -358,14 +358,14 @@ def test_forked_child_configures_its_own_file(tmp_path: Path) -> None:
         try:
             child = configure_logging(tmp_path, role="app", instance="child", console=False)
             if child is not parent and len(chatwatch_handlers()) == 1:
-                get_logger("t").info("from child")
+                logging.getLogger("chatwatch.t").info("from child")
                 child.close()
                 code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    get_logger("t").info("from parent")
+    logging.getLogger("chatwatch.t").info("from parent")
     parent.flush()
     assert [ln["message"] for ln in read_lines(tmp_path / "chatwatch-app-child.jsonl")] == ["from child"]
     assert [ln["message"] for ln in read_lines(parent.path)] == ["from parent"]
@@ -385,7 +385,7 @@ def slow_disk(setup, seconds: float) -> None:
 def test_a_slow_disk_does_not_block_the_request_thread(tmp_path: Path) -> None:
     setup = configure_logging(tmp_path, role="app", instance="i", console=False)
     slow_disk(setup, 0.05)
-    log = get_logger("t")
+    log = logging.getLogger("chatwatch.t")
     took = []
     for i in range(20):  # the writer needs 20 x 50 ms = 1 s for these
         t0 = time.perf_counter()
@@ -400,7 +400,7 @@ def test_a_slow_disk_does_not_block_the_request_thread(tmp_path: Path) -> None:
 def test_a_full_queue_drops_lines_and_says_how_many(tmp_path: Path) -> None:
     setup = configure_logging(tmp_path, role="app", instance="i", console=False, queue_size=5)
     slow_disk(setup, 0.02)
-    log = get_logger("t")
+    log = logging.getLogger("chatwatch.t")
     for i in range(60):
         log.info("line %d", i)
     assert setup.flush(timeout=10)
@@ -417,7 +417,7 @@ def test_a_full_queue_drops_lines_and_says_how_many(tmp_path: Path) -> None:
 def test_secrets_are_scrubbed_in_the_writer_thread(tmp_path: Path) -> None:
     setup = configure_logging(tmp_path, role="app", instance="i", console=False)
     slow_disk(setup, 0.2)
-    log = get_logger("t")
+    log = logging.getLogger("chatwatch.t")
     log.info("first")  # the writer is now stuck on this one for 0.2 s
     key = "zz-" + os.urandom(10).hex()
     log.info("late key %s", key)  # queued unscrubbed: the key is not known yet...
@@ -434,7 +434,7 @@ def test_unwritable_log_dir_is_reported_and_the_chat_goes_on(tmp_path: Path, cap
     err = capfd.readouterr().err
     assert f"cannot write log files in {blocker / 'logs'}" in err and "Traceback" not in err
     assert setup.path is None and setup.error
-    get_logger("t").warning("nowhere to go")
+    logging.getLogger("chatwatch.t").warning("nowhere to go")
     assert setup.flush()
     setup.close()
 
@@ -459,7 +459,7 @@ def test_a_full_disk_is_one_clear_line_not_a_traceback_per_line(
     (tmp_path / "chatwatch-app-i.jsonl").symlink_to("/dev/full")  # every write: ENOSPC
     setup = configure_logging(tmp_path, role="app", instance="i", console=False)
     for i in range(5):
-        get_logger("t").info("line %d", i)
+        logging.getLogger("chatwatch.t").info("line %d", i)
     assert setup.flush()
     setup.close()  # closing a file that cannot be flushed still closes
     err = capfd.readouterr().err

@@ -1,7 +1,7 @@
 """Logging for every chatwatch process: readable on the console, JSON lines on disk.
 
     logs = configure_logging(settings.app.log_dir, role="app", instance=settings.app.instance)
-    log = get_logger(__name__)
+    log = logging.getLogger(__name__)  # any logger under "chatwatch"
     with log_context(session_id=sid):
         with log_context(request_id=rid, model="smollm2"):
             log.info("request done", extra={"latency_s": 1.2})
@@ -72,10 +72,7 @@ __all__ = [
     "LogSetup",
     "close_logging",
     "configure_logging",
-    "current_context",
     "current_setup",
-    "default_instance",
-    "get_logger",
     "log_context",
     "prune_logs",
 ]
@@ -117,11 +114,6 @@ def log_context(
         yield
     finally:
         _CONTEXT.reset(token)
-
-
-def current_context() -> dict[str, str | None]:
-    ctx = _CONTEXT.get()
-    return {f: ctx.get(f) for f in CONTEXT_FIELDS}
 
 
 class ContextFilter(logging.Filter):
@@ -348,7 +340,7 @@ class LogSetup:
             self._listener = None
 
 
-def default_instance() -> str:
+def _default_instance() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -388,7 +380,7 @@ def configure_logging(
     setup = LogSetup(
         Path(log_dir),
         role=role,
-        instance=instance or default_instance(),
+        instance=instance or _default_instance(),
         level=_level(level),
         capture_content=capture_content,
         max_bytes=max(1, int(max_mb * 1024 * 1024)),
@@ -434,13 +426,6 @@ def close_logging() -> None:
     setup = current_setup()
     if setup is not None:
         setup.close()
-
-
-def get_logger(name: str | None = None) -> logging.Logger:
-    """`get_logger(__name__)` inside the package, `get_logger("ui")` elsewhere."""
-    if not name or name == LOGGER_NAME:
-        return logging.getLogger(LOGGER_NAME)
-    return logging.getLogger(name if name.startswith(LOGGER_NAME + ".") else f"{LOGGER_NAME}.{name}")
 
 
 def _forget_in_child() -> None:
