@@ -233,5 +233,9 @@ def test_llama_server_streamed_and_unstreamed_records(tmp_path, stub_server, por
     streamed, _ = run(monitor, registry, cfg, "llama-server", "Say hi.", stream=True)
     assert plain.record.token_source == "reported" and plain.record.output_tokens >= 1
     assert streamed.record.token_source in ("counted", "estimated") and streamed.record.output_tokens >= 1
+    # The server sends no usage when streaming: the prompt is counted on the model's chat
+    # template with the server's tokenizer, so it equals what the server reported unstreamed.
+    assert streamed.record.token_source == "counted"
+    assert streamed.record.input_tokens == plain.record.input_tokens > 0
     assert plain.record.response_model and streamed.record.status == plain.record.status == "ok"
     assert plain.record.price_source == streamed.record.price_source == "unpriced"  # nobody prices a self-hosted server

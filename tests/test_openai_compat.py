@@ -89,9 +89,10 @@ def test_replies_and_token_counts_real_server(llama_server):
     streamed = st.result
     assert streamed is not None and streamed.text.strip()
     assert "" not in chunks and "".join(chunks) == streamed.text
-    # llama_cpp.server ignores include_usage; its /extras/tokenize counts the reply exactly.
+    # llama_cpp.server ignores include_usage; its /extras/tokenize counts the reply exactly,
+    # and the prompt as rendered by the GGUF's chat template (the server names its GGUF file).
     assert streamed.usage.source == "counted"
-    assert streamed.usage.input_tokens is None  # the templated prompt is not visible to us
+    assert streamed.usage.input_tokens == whole.usage.input_tokens  # what the server itself reported
     assert st.progress.token_source == "counted"
     assert st.progress.output_tokens == streamed.usage.output_tokens
     assert streamed.finish_reason in ("stop", "length")
@@ -194,9 +195,31 @@ def test_no_usage_counted_with_llama_cpp_tokenize_endpoint(stub_server: StubServ
     stub_server.script = Script(chunks=("one", " two", " three", " four", " five"))
     _, st = run(model(stub_server.base_url), stream=True)
     assert st.result is not None
-    assert st.result.usage.source == "counted" and st.result.usage.output_tokens == 5
+    assert st.result.usage.output_tokens == 5
+    # The stub names no GGUF file, so the prompt is rendered as ChatML and counted by the
+    # stub's tokenizer (one token per word): "<|im_start|>user", "Say", "hi<|im_end|>",
+    # "<|im_start|>assistant". An approximate template makes the whole count an estimate.
+    assert st.result.usage.input_tokens == 4
+    assert st.result.usage.source == "estimated"
     probes = [r.path for r in stub_server.requests if "tokenize" in r.path]
     assert probes[0] == "/extras/tokenize/count" and "/tokenize" in probes
+
+
+def test_close_waits_for_the_reply_in_progress_then_closes_the_client(stub_server: StubServer):
+    stub_server.script = Script(chunks=("a", "b", "c"), interval_s=0.2)
+    m = model(stub_server.base_url)
+    st = m.chat(HI, GREEDY, stream=True)
+    first = next(st)
+    client = m._client
+    m.close()  # the registry closes a model whose entry changed while a reply streams
+    assert not client.is_closed()  # the reply in progress keeps its client
+    assert first + "".join(st) == "abc" and st.result.finish_reason == "stop"
+    assert client.is_closed()  # closed by the reply that ended
+    m.close()  # idempotent
+    again, _ = run(m, stream=True)  # a later request opens a new client
+    assert "".join(again) == "abc" and m._client is not client and not m._client.is_closed()
+    m.close()
+    assert client.is_closed()
 
 
 @pytest.mark.parametrize("stream", [True, False])

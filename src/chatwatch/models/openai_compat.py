@@ -74,6 +74,9 @@ class OpenAICompatModel:
         self._client: openai.OpenAI | None = None
         self._client_key_digest: str | None = None  # notices a changed key; never the key itself
         self._tokenizer: ServerTokenizer | None = None
+        # Requests using each client; a replaced or closed client is closed by its last one.
+        self._users: dict[openai.OpenAI, int] = {}
+        self._retired: set[openai.OpenAI] = set()
 
     def __repr__(self) -> str:
         return f"OpenAICompatModel(id={self.id!r}, base_url={self.base_url!r}, model={self.provider_model!r})"
@@ -96,13 +99,16 @@ class OpenAICompatModel:
     def check(self) -> Availability:
         """GET {base_url}/models with a short timeout."""
         try:
-            client = self._client_or_raise()
-            page = client.with_options(timeout=min(CHECK_TIMEOUT_S, self.timeout_s)).models.list()
-            ids = [m.id for m in page.data]
+            client = self._acquire()
         except ModelError as exc:
             return Availability(False, exc.message)
+        try:
+            page = client.with_options(timeout=min(CHECK_TIMEOUT_S, self.timeout_s)).models.list()
+            ids = [m.id for m in page.data]
         except Exception as exc:
             return Availability(False, self._map_error(exc, midstream=False).message)
+        finally:
+            self._release(client)
         if not ids:
             return Availability(True, f"{self.base_url} answers (it lists no models)")
         listed = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
@@ -113,7 +119,15 @@ class OpenAICompatModel:
     def _streamed(
         self, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
     ) -> Generator[str, None, StreamResult]:
-        client = self._client_or_raise()
+        client = self._acquire()
+        try:
+            return (yield from self._streamed_on(client, messages, settings, progress))
+        finally:
+            self._release(client)
+
+    def _streamed_on(
+        self, client: openai.OpenAI, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
+    ) -> Generator[str, None, StreamResult]:
         kwargs = self._request_args(messages, settings)
         progress.token_source = "estimated"  # chunk counts until the real count arrives
         progress.mark_started()
@@ -158,7 +172,15 @@ class OpenAICompatModel:
     def _whole(
         self, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
     ) -> Generator[str, None, StreamResult]:
-        client = self._client_or_raise()
+        client = self._acquire()
+        try:
+            return (yield from self._whole_on(client, messages, settings, progress))
+        finally:
+            self._release(client)
+
+    def _whole_on(
+        self, client: openai.OpenAI, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
+    ) -> Generator[str, None, StreamResult]:
         kwargs = self._request_args(messages, settings)
         progress.mark_started()
         deadline = time.monotonic() + self.timeout_s
@@ -228,11 +250,17 @@ class OpenAICompatModel:
                 cache_read_tokens=getattr(prompt_details, "cached_tokens", None),
                 reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
             )
-        counted = self._server_tokenizer().count(text)
+        tokenizer = self._server_tokenizer()
+        counted = tokenizer.count(text)
         if counted is not None:
-            # The server's tokenizer counts the reply exactly; the prompt it saw went through
-            # a chat template we cannot see, so its size stays unknown rather than guessed.
-            return Usage(input_tokens=None, output_tokens=counted, source="counted")
+            # The server's tokenizer counts the reply exactly, and the prompt as rendered by
+            # the model's chat template where that can be read (else by ChatML: an estimate).
+            # The record has one source for both: the weaker of the two.
+            prompt = tokenizer.count_prompt(messages)
+            if prompt is None:
+                return Usage(input_tokens=estimate_prompt_tokens(messages), output_tokens=counted, source="estimated")
+            input_tokens, exact = prompt
+            return Usage(input_tokens=input_tokens, output_tokens=counted, source="counted" if exact else "estimated")
         return Usage(
             input_tokens=estimate_prompt_tokens(messages), output_tokens=estimate_tokens(text), source="estimated"
         )
@@ -261,6 +289,8 @@ class OpenAICompatModel:
         with self._lock:
             digest = hashlib.sha256(key.encode()).hexdigest()
             if self._client is None or self._client_key_digest != digest:
+                if self._client is not None:
+                    self._retire(self._client)
                 self._client = openai.OpenAI(
                     base_url=self.base_url,
                     api_key=key,
@@ -270,6 +300,40 @@ class OpenAICompatModel:
                 self._client_key_digest = digest
                 self._tokenizer = None  # its auth header follows the key
             return self._client
+
+    def _acquire(self) -> openai.OpenAI:
+        client = self._client_or_raise()
+        with self._lock:
+            self._users[client] = self._users.get(client, 0) + 1
+        return client
+
+    def _release(self, client: openai.OpenAI) -> None:
+        with self._lock:
+            left = self._users[client] = self._users[client] - 1
+            if left:
+                return
+            del self._users[client]
+            if client not in self._retired:
+                return
+            self._retired.discard(client)
+        client.close()
+
+    def _retire(self, client: openai.OpenAI) -> None:
+        """Close `client` now, or when its last request ends (called with the lock held)."""
+        if self._users.get(client):
+            self._retired.add(client)
+        else:
+            client.close()
+
+    def close(self) -> None:
+        """Close the HTTP client and its connection pool. A reply in progress keeps its
+        client until it ends (then that client closes); a later request opens a new one.
+        Idempotent."""
+        with self._lock:
+            client, self._client, self._client_key_digest = self._client, None, None
+            self._tokenizer = None
+            if client is not None:
+                self._retire(client)
 
     # -- errors ---------------------------------------------------------------------------
 
