@@ -195,3 +195,11 @@ def test_json_number_refuses_what_is_not_an_exact_decimal() -> None:
         export.json_number("NaN")
     with pytest.raises(ValueError, match="'12 dollars'"):
         export.json_number("12 dollars")
+
+
+def test_text_that_looks_like_a_cost_is_left_alone(store: Store) -> None:
+    lookalike = '"cost_usd": "0.000001234", '
+    store.write(make_record(error_message=lookalike, prompt_text=lookalike, cost_usd=Decimal(1234).scaleb(-9)))
+    (d,) = json.loads("".join(export.iter_export(store, "json")), parse_float=Decimal)
+    assert d["error_message"] == d["prompt_text"] == lookalike
+    assert d["cost_usd"] == Decimal("0.000001234")

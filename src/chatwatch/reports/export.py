@@ -108,20 +108,19 @@ def _jsonl_rows(chunks: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
 def json_object(d: Mapping[str, Any], decimals: Collection[str] = DECIMAL_FIELDS) -> str:
     """`d` as one JSON object, keys in order, with the `decimals` fields (Decimal or
     decimal text, e.g. RequestRecord.to_dict()'s cost) as exact JSON numbers; None stays
-    null. The other values go through json.dumps, a run of them at a time."""
-    parts: list[str] = []
-    plain: dict[str, Any] = {}
-    for key, value in d.items():
-        if key in decimals and value is not None:
-            if plain:
-                parts.append(json.dumps(plain, ensure_ascii=False)[1:-1])
-                plain = {}
-            parts.append(f"{json.dumps(key, ensure_ascii=False)}: {json_number(value)}")
-        else:
-            plain[key] = value
-    if plain:
-        parts.append(json.dumps(plain, ensure_ascii=False)[1:-1])
-    return "{" + ", ".join(parts) + "}"
+    null. The keys are field names, never user text.
+
+    One json.dumps with each number as a string, then that string's quotes removed: inside
+    a JSON string every quote is escaped, so `"cost_usd": "0.000001234"` with bare quotes
+    can only be that key and its value (as fast as a plain json.dumps)."""
+    plain = dict(d)
+    numbers = {key: json_number(plain[key]) for key in decimals if plain.get(key) is not None}
+    plain.update(numbers)
+    text = json.dumps(plain, ensure_ascii=False)
+    for key, number in numbers.items():
+        name = json.dumps(key, ensure_ascii=False)
+        text = text.replace(f'{name}: "{number}"', f"{name}: {number}", 1)
+    return text
 
 
 def json_number(value: Decimal | str | int) -> str:
