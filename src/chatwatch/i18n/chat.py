@@ -44,4 +44,9 @@ CHAT_STRINGS: dict[str, dict[str, str]] = {
         "en": "Could not save the request record: {message}",
     },
     "chat.feedback_saved": {"es": "Gracias por tu opinión.", "en": "Thanks for your feedback."},
+    "chat.monitoring_degraded": {
+        "es": "Monitoreo degradado: {unsaved} registros aún sin guardar ({reason}); {lost} perdidos.",
+        "en": "Monitoring degraded: {unsaved} records not saved yet ({reason}); {lost} lost.",
+    },
+    "chat.cost_estimated": {"es": "≈{cost} (tokens estimados)", "en": "≈{cost} (estimated tokens)"},
 }

@@ -41,6 +41,10 @@ DASHBOARD_STRINGS: dict[str, dict[str, str]] = {
         "tokens and costs are exact.",
     },
     "dash.empty": {"es": "No hay peticiones en esta vista.", "en": "No requests in this view."},
+    "dash.losses": {
+        "es": "Faltan {n} peticiones en este rango: no se pudieron guardar y se perdieron ({reasons}).",
+        "en": "{n} requests in this range are missing: they could not be saved and were lost ({reasons}).",
+    },
     "dash.kpi.requests": {"es": "Peticiones", "en": "Requests"},
     "dash.kpi.error_rate": {"es": "Tasa de errores", "en": "Error rate"},
     "dash.kpi.error_rate.help": {

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
+from chatwatch.reports.losses import NO_LOSSES, Losses, losses
 from chatwatch.reports.queries import (
     FeedbackCount,
     Filters,
@@ -65,6 +66,7 @@ class DashboardData:
     memory: pd.DataFrame  # bucket, rss_after_max_bytes, system_available_min_bytes
     recent_errors: list[RequestRecord]
     feedback: list[FeedbackCount]
+    losses: Losses = NO_LOSSES  # records dropped unsaved in the range: its counts are short by this
 
     @property
     def satisfaction(self) -> Satisfaction:
@@ -98,6 +100,7 @@ def load_dashboard(
         memory=memory_frame(ov.timeseries.frame),
         recent_errors=errors,
         feedback=feedback_by_model(store, filters),
+        losses=losses(store, filters),
     )
 
 

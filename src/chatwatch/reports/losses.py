@@ -22,6 +22,9 @@ class Losses:
         return self.count > 0
 
 
+NO_LOSSES = Losses(count=0, instances=(), reasons=(), losses=())
+
+
 def losses(store: Store, filters: Filters) -> Losses:
     """Losses of the filters' models whose records started in the filters' time range.
     Status, session, error type and text filters do not apply: a lost record's status and

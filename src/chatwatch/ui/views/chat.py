@@ -23,6 +23,9 @@ state = st.session_state
 state.setdefault("messages", [])
 state.setdefault("conversation_id", str(uuid.uuid4()))
 render_live_alerts(rt, L)
+health = rt.monitor.health()  # records the store could not take yet, and records lost
+if health.degraded:
+    st.warning(t("chat.monitoring_degraded", L, unsaved=health.unsaved, reason=health.reason, lost=health.lost))
 
 # -- sidebar: model and its settings ------------------------------------------------------
 ids = [m.id for m in cfg.models]
@@ -65,6 +68,8 @@ def _meta(record) -> str:
         cost = t("chat.local", L)
     else:
         cost = f"${record.cost_usd:f}"
+    if record.token_source == "estimated" and record.cost_usd is not None and record.price_source != "local":
+        cost = t("chat.cost_estimated", L, cost=cost)  # priced on estimated token counts
     return t("chat.meta", L, model=record.model, latency=latency, tokens=tokens, cost=cost)
 
 

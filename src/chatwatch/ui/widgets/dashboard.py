@@ -106,6 +106,8 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
 def render_dashboard(data: DashboardData, lang: str, updated: datetime, range_label: str) -> None:
     st.caption(t("dash.updated", lang, time=updated.strftime("%H:%M:%S"), range=range_label))
     st.caption(t(f"dash.method.{data.overview.summary.percentile_method}", lang))
+    if data.losses:
+        st.warning(t("dash.losses", lang, n=f"{data.losses.count:,}", reasons="; ".join(data.losses.reasons)))
     items = kpis(data, lang, memory.sample())
     for start in range(0, len(items), KPI_COLUMNS):
         for col, (name, value, delta, help_) in zip(st.columns(KPI_COLUMNS), items[start : start + KPI_COLUMNS]):
