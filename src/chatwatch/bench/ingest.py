@@ -1,6 +1,11 @@
-"""Ingest: the production write path (one commit per record, rollups included) against raw
-sqlite3 inserting the same rows one commit each with the same PRAGMAs, interleaved in
-rounds so both see the same machine noise. Each side has its own scratch database."""
+"""Ingest: the production write path (`Store.write`: one SQLAlchemy Core transaction and
+commit per record, rollups included) against raw sqlite3 inserting the same rows one commit
+each with the same PRAGMAs, interleaved in rounds so both see the same machine noise. Each
+side has its own scratch database.
+
+The figure is the ratio (target >= 0.3), not records/s: what a user needs is that recording
+costs a small constant factor over the database's own commit, on any machine; a chat app
+writes a few records a second, far below either side's rate."""
 
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from chatwatch.store.schema import requests
 if TYPE_CHECKING:
     from chatwatch.config import Settings
 
-HELP = "records/s of the store's write path vs raw sqlite3 (one commit per record each)"
+HELP = "records/s of the store's write path vs raw sqlite3, one commit per record each (target ratio >= 0.3)"
+TARGET_RATIO = 0.3
 ROUNDS = 10
 MODELS = ("smollm2", "gpt-4o-mini", "llama-3.1-8b", "qwen2.5-7b", "mistral-small")
 
@@ -35,36 +41,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str, Any]:
+    if args.rows < ROUNDS:
+        raise ValueError(f"--rows must be at least {ROUNDS} (one per round), got {args.rows}")
     records = synthetic_records(args.rows)
     chunks = [records[i::ROUNDS] for i in range(ROUNDS)]
+    store_s = raw_s = 0.0
+    done = 0
     with tempfile.TemporaryDirectory(prefix="chatwatch-bench-ingest-") as scratch:
-        store = Store.open(f"sqlite:///{Path(scratch) / 'store' / 'chatwatch.db'}")
-        raw = _raw_connection(Path(scratch) / "raw.db")
-        store_s = raw_s = 0.0
-        for i, chunk in enumerate(chunks):
-            rows = [tuple(record_to_row(r)[c.name] for c in requests.columns) for r in chunk]
-            # Alternate who goes first so neither side always gets the warmer cache.
-            sides = [("store", store, chunk), ("raw", raw, rows)]
-            for name, target, data in sides if i % 2 == 0 else reversed(sides):
-                elapsed = _time_store(target, data) if name == "store" else _time_raw(target, data)
-                if name == "store":
-                    store_s += elapsed
-                else:
-                    raw_s += elapsed
-            print(
-                f"round {i + 1}/{ROUNDS}: store {len(chunk) / max(store_s, 1e-9) * (i + 1):,.0f}/s "
-                f"raw {len(chunk) / max(raw_s, 1e-9) * (i + 1):,.0f}/s",
-                flush=True,
-            )
-        store.close()
-        raw.close()
-    records_per_s = args.rows / store_s
-    baseline = args.rows / raw_s
+        with Store.open(f"sqlite:///{Path(scratch) / 'store' / 'chatwatch.db'}") as store:
+            raw = _raw_connection(Path(scratch) / "raw.db")
+            try:
+                for i, chunk in enumerate(chunks):
+                    rows = [tuple(record_to_row(r)[c.name] for c in requests.columns) for r in chunk]
+                    # Alternate who goes first so neither side always gets the warmer cache.
+                    if i % 2 == 0:
+                        store_s += _time_store(store, chunk)
+                        raw_s += _time_raw(raw, rows)
+                    else:
+                        raw_s += _time_raw(raw, rows)
+                        store_s += _time_store(store, chunk)
+                    done += len(chunk)
+                    print(
+                        f"round {i + 1}/{ROUNDS}: store {done / store_s:,.0f}/s, raw sqlite3 {done / raw_s:,.0f}/s, "
+                        f"ratio {raw_s / store_s:.3f}",
+                        flush=True,
+                    )
+            finally:
+                raw.close()
+    ratio = raw_s / store_s  # = (rows / store_s) / (rows / raw_s)
+    print(f"ratio {ratio:.3f} (target >= {TARGET_RATIO})")
     return {
+        "bench": "ingest",
         "rows": args.rows,
-        "records_per_s": round(records_per_s),
-        "baseline_records_per_s": round(baseline),
-        "ratio": round(records_per_s / baseline, 3),
+        "records_per_s": round(args.rows / store_s),
+        "baseline_records_per_s": round(args.rows / raw_s),
+        "ratio": round(ratio, 3),
     }
 
 

@@ -35,19 +35,18 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str,
     start = datetime.now(UTC) - timedelta(days=1)
     step = timedelta(days=1) / max(args.rows + WARMUP, 1)
     with tempfile.TemporaryDirectory(prefix="chatwatch-bench-memory-") as scratch:
-        store = Store.open(f"sqlite:///{Path(scratch) / 'chatwatch.db'}")
-        for i in range(WARMUP):
-            store.write(synthetic_record(rng, start + step * i, i))
-        gc.collect()
-        before = process.memory_info().rss
-        for i in range(WARMUP, WARMUP + args.rows):
-            store.write(synthetic_record(rng, start + step * i, i))
-            if (i - WARMUP + 1) % 20_000 == 0:
-                grown = (process.memory_info().rss - before) / MB
-                print(f"{i - WARMUP + 1:,} requests: RSS +{grown:.1f} MB", flush=True)
-        gc.collect()
-        after = process.memory_info().rss
-        store.close()
+        with Store.open(f"sqlite:///{Path(scratch) / 'chatwatch.db'}") as store:
+            for i in range(WARMUP):
+                store.write(synthetic_record(rng, start + step * i, i))
+            gc.collect()
+            before = process.memory_info().rss
+            for i in range(WARMUP, WARMUP + args.rows):
+                store.write(synthetic_record(rng, start + step * i, i))
+                if (i - WARMUP + 1) % 20_000 == 0:
+                    grown = (process.memory_info().rss - before) / MB
+                    print(f"{i - WARMUP + 1:,} requests: RSS +{grown:.1f} MB", flush=True)
+            gc.collect()
+            after = process.memory_info().rss
     return {
         "rows": args.rows,
         "rss_before_mb": round(before / MB, 1),
