@@ -239,3 +239,30 @@ def test_llama_server_streamed_and_unstreamed_records(tmp_path, stub_server, por
     assert streamed.record.input_tokens == plain.record.input_tokens > 0
     assert plain.record.response_model and streamed.record.status == plain.record.status == "ok"
     assert plain.record.price_source == streamed.record.price_source == "unpriced"  # nobody prices a self-hosted server
+
+
+def test_a_priced_stream_without_usage_has_input_tokens_and_a_cost(tmp_path, llama_server):
+    """llama_cpp.server sends no usage when streaming: the prompt is counted on the model's
+    chat template, so the cost is computed, not null, and equals the price of the tokens the
+    server itself reported for the same prompt unstreamed."""
+    priced = {
+        "id": "llama-priced",
+        "kind": "openai",
+        "base_url": llama_server,
+        "provider": "acme",
+        "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0},
+    }
+    cfg = parse({"app": {"data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")}, "models": [priced]})
+    with Store.open(cfg.store_url) as store:
+        monitor, registry = Monitor(cfg, store, instance="test"), ModelRegistry()
+        try:
+            plain, _ = run(monitor, registry, cfg, "llama-priced", "Name three colours.", stream=False)
+            streamed, _ = run(monitor, registry, cfg, "llama-priced", "Name three colours.", stream=True)
+        finally:
+            monitor.close()
+            registry.close()
+        r = store.get(streamed.record.id)
+    assert plain.record.token_source == "reported" and r.token_source == "counted"
+    assert r.input_tokens == plain.record.input_tokens
+    expected = (Decimal(plain.record.input_tokens) * 2 + Decimal(r.output_tokens) * 8) / 10**6
+    assert r.cost_usd == expected and r.price_source == "config"
