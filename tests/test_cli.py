@@ -253,3 +253,12 @@ def test_a_benchmark_imports_only_itself(tmp_path):
 def test_an_unknown_benchmark_is_refused_with_the_choices():
     out = chatwatch("bench", "nope")
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr and "'ingest'" in out.stderr
+
+
+def test_benchmarks_are_listed_from_their_files():
+    from pathlib import Path
+
+    from chatwatch.cli.parser import bench_names
+
+    folder = Path(__file__).parent.parent / "src" / "chatwatch" / "bench"
+    assert bench_names() == sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
