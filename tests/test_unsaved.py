@@ -257,3 +257,22 @@ def test_the_bound_is_validated_and_its_error_names_the_key(tmp_path):
         with pytest.raises(ConfigError, match=r"store\.unsaved_max_records"):
             parse({"store": {"unsaved_max_records": bad}})
     assert parse({}).store.unsaved_max_records == 10_000
+
+
+def test_losses_round_trip_and_filter_on_both_backends(store):
+    from datetime import UTC, datetime, timedelta
+
+    from chatwatch.store.losses import Loss, write_losses
+
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    a = Loss(t0, "h:1", "alpha", 3, t0 - timedelta(hours=2), t0 - timedelta(hours=1), "backlog full")
+    b = Loss(t0, "h:2", "beta", 5, t0 - timedelta(minutes=30), t0 - timedelta(minutes=10), "closed with the store down")
+    write_losses(store, [a, b])
+    assert read_losses(store) == [a, b]
+    assert read_losses(store, models=["beta"]) == [b]
+    assert read_losses(store, since=t0 - timedelta(minutes=20)) == [b]  # b's records reach into the range
+    assert read_losses(store, until=t0 - timedelta(minutes=30)) == [a]  # until is exclusive
+    summary = losses(store, Filters(since=t0 - timedelta(hours=3)))
+    assert (summary.count, summary.instances) == (8, ("h:1", "h:2"))
+    with pytest.raises(ValueError, match="at least one record"):
+        Loss(t0, "h", "m", 0, t0, t0, "none")
