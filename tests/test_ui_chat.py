@@ -117,3 +117,66 @@ def test_thumbs_feedback_is_stored_against_the_request(config):
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(fb.c.request_id, fb.c.score, fb.c.model)).all()
     assert rows == [(request_id, 1, "smollm2")]
+
+
+def test_a_vote_stays_selected_after_visiting_another_page(config):
+    at = app()
+    at.chat_input[0].set_value("Say yes.").run()
+    at.feedback[0].set_value(0).run()  # thumbs down
+    assert not at.exception and at.feedback[0].value == 0
+    at.switch_page("views/dashboard.py").run()
+    assert not at.exception and not at.feedback
+    at.switch_page("views/chat.py").run()
+    assert not at.exception
+    assert [f.value for f in at.feedback] == [0]
+    # And the store still holds that one vote (coming back did not vote again or clear it).
+    store = Store.open(f"sqlite:///{config.parent / 'data' / 'chatwatch.db'}")
+    import sqlalchemy as sa
+
+    from chatwatch.store.schema import feedback as fb
+
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(fb.c.score)).scalars().all() == [0]
+    store.close()
+
+
+@pytest.fixture
+def short_config(tmp_path, monkeypatch):
+    path = tmp_path / "chatwatch.toml"
+    path.write_text(
+        """
+[app]
+language = "es"
+[[models]]
+id = "smollm2"
+kind = "llama_cpp"
+[models.defaults]
+max_tokens = 5
+seed = 3
+"""
+    )
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(path))
+    return path
+
+
+def test_a_reply_cut_by_max_tokens_says_so(short_config):
+    at = app()
+    at.chat_input[0].set_value("Write a long story about a lighthouse keeper and the sea.").run()
+    assert not at.exception
+    store = Store.open(f"sqlite:///{short_config.parent / 'data' / 'chatwatch.db'}")
+    (record,) = list_requests(store, Filters()).records
+    store.close()
+    assert record.finish_reason == "length" and record.output_tokens == 5
+    reply = at.chat_message[1]
+    captions = [c.value for c in reply.caption]
+    assert "Respuesta cortada: se alcanzó el máximo de tokens (5)." in captions
+    assert captions.index("Respuesta cortada: se alcanzó el máximo de tokens (5).") < len(captions) - 1  # above meta
+    # A reply that ends on its own says nothing of the kind.
+    at.sidebar.number_input(key="max_tokens:smollm2").set_value(200).run()
+    at.chat_input[0].set_value("Say hi.").run()
+    store = Store.open(f"sqlite:///{short_config.parent / 'data' / 'chatwatch.db'}")
+    latest = list_requests(store, Filters()).records[0]
+    store.close()
+    last = [c.value for c in at.chat_message[-1].caption]
+    assert latest.finish_reason == "stop", latest.finish_reason
+    assert not any(c.startswith("Respuesta cortada") for c in last)
