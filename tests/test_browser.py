@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,13 +25,20 @@ def max_tokens() -> int:
 
 
 @pytest.fixture
-def app_url(tmp_path, port, stub_server, max_tokens):
+def refresh_seconds() -> float:
+    return 5
+
+
+@pytest.fixture
+def app_url(tmp_path, port, stub_server, max_tokens, refresh_seconds):
     stub_server.script = Script(status=500, error_message=XSS)
     conf = tmp_path / "chatwatch.toml"
     conf.write_text(
         f"""
 [app]
 language = "en"
+[dashboard]
+refresh_seconds = {refresh_seconds}
 [[models]]
 id = "smollm2"
 kind = "llama_cpp"
@@ -172,3 +180,57 @@ def test_stop_ends_the_stream_and_records_a_cancellation(app_url, page, tmp_path
     record = records[0]
     assert record.status == "cancelled" and record.error_type is None
     assert 1 <= record.output_tokens < 1000 and record.input_tokens > 0
+
+
+@pytest.mark.parametrize("refresh_seconds", [1])  # the fastest live refresh the config allows
+def test_every_download_click_yields_a_whole_file_while_the_dashboard_refreshes(app_url, page, tmp_path):
+    """The export buttons sit outside the live fragment: a refresh never replaces the file a
+    click is about to fetch (which gave no file on about one click in four)."""
+    import csv
+    import io
+    import json
+
+    from chatwatch.config import load
+    from chatwatch.store.records import Store
+    from tests.fixtures.db import make_record
+
+    url, conf = app_url
+    records = [make_record(started_at=datetime.now(UTC) - timedelta(minutes=i)) for i in range(1, 13)]
+    with Store.open(load(conf).store_url) as store:
+        store.write_many(records)
+    page.goto(f"{url}/dashboard")
+    page.get_by_role("button", name="Download CSV").wait_for(timeout=60_000)
+    page.wait_for_timeout(2500)  # the live fragment has redrawn at least twice
+    want = {r.id for r in records}
+    for name, parse in (
+        ("Download JSON", lambda text: [row["id"] for row in json.loads(text)]),
+        ("Download CSV", lambda text: [row["id"] for row in csv.DictReader(io.StringIO(text))]),
+    ):
+        for click in range(10):
+            with page.expect_download(timeout=20_000) as download:
+                page.get_by_role("button", name=name).click()
+            path = download.value.path()
+            assert download.value.failure() is None, (name, click)
+            ids = parse(path.read_text(encoding="utf-8"))
+            assert set(ids) == want and len(ids) == len(want), (name, click)
+            page.wait_for_timeout(300)  # clicks land at different points of the refresh cycle
+    log = (tmp_path / "server.log").read_text()
+    assert "not found" not in log, log[-2000:]
+
+
+def test_the_chat_shows_the_model_is_working_before_the_first_token(app_url, page, stub_server):
+    """Between sending and the first token the reply says what is going on (here: the
+    remote model is thinking), and the first token replaces that notice."""
+    url, _conf = app_url
+    stub_server.script = Script(chunks=("Hola", " mundo"), interval_s=3.0)  # 3 s before the first token
+    page.goto(url)
+    page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Model").click()
+    page.get_by_role("option", name="broken").click()
+    send(page, "Anyone there?")
+    working = page.get_by_text("broken is thinking…")
+    working.wait_for(timeout=10_000)
+    reply = page.get_by_test_id("stChatMessage").nth(1)
+    assert "Hola" not in reply.inner_text()  # the notice came before any text
+    page.get_by_text("Hola mundo").wait_for(timeout=30_000)
+    assert working.count() == 0
