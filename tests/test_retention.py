@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from chatwatch import config
 from chatwatch.store import leases
 from chatwatch.store import records as store_mod
+from chatwatch.store.losses import Loss, write_losses
 from chatwatch.store.records import Store, to_us
 from chatwatch.store.retention import (
     LEASE_NAME,
@@ -28,7 +29,7 @@ from chatwatch.store.retention import (
     cutoffs,
     run_cleanup,
 )
-from chatwatch.store.schema import feedback, model_loads, requests, rollups
+from chatwatch.store.schema import feedback, model_loads, record_losses, requests, rollups
 from tests.fixtures.db import assert_rollups_match_raw, make_record
 
 NOW = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
@@ -36,7 +37,13 @@ RETENTION = config.RetentionConfig(raw_days=30, rollup_days=400, log_days=14)
 # now - 30 days = 2026-05-02 12:30, rounded down to the hour.
 RAW_BEFORE = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
 ROLLUPS_BEFORE = datetime(2025, 4, 27, 12, 0, tzinfo=UTC)  # now - 400 days, to the hour
-TABLES = {"requests": requests, "feedback": feedback, "model_loads": model_loads, "rollups": rollups}
+TABLES = {
+    "requests": requests,
+    "feedback": feedback,
+    "model_loads": model_loads,
+    "record_losses": record_losses,
+    "rollups": rollups,
+}
 
 
 def _counts(store: Store) -> dict[str, int]:
@@ -71,6 +78,10 @@ def _add_feedback(store: Store, request_id: str, at: datetime) -> None:
         )
 
 
+def _loss(at: datetime) -> Loss:
+    return Loss(at=at, instance="h:1", model="smollm2", count=3, first_started=at, last_started=at, reason="disk full")
+
+
 def _seed(store: Store) -> dict[str, set[str]]:
     """Records on both sides of each cutoff; returns the ids that must go and stay."""
     ancient = [make_record(started_at=NOW - timedelta(days=500, minutes=i)) for i in range(5)]
@@ -88,6 +99,8 @@ def _seed(store: Store) -> dict[str, set[str]]:
     _add_feedback(store, recent[0].id, recent[0].started_at + timedelta(minutes=1))
     store.write_model_load(model="smollm2", instance="h:1", load_s=0.4, ok=True, loaded_at=NOW - timedelta(days=40))
     store.write_model_load(model="smollm2", instance="h:1", load_s=0.4, ok=True, loaded_at=NOW - timedelta(days=2))
+    # Losses are kept as long as rollups: the 500-day-old one goes, the 100-day-old one stays.
+    write_losses(store, [_loss(NOW - timedelta(days=500)), _loss(NOW - timedelta(days=100))])
     gone = {r.id for r in ancient + old + edge_gone}
     return {"gone": gone, "kept": {r.id for r in edge_kept + recent}, "feedback_kept": {recent[0].id}}
 
@@ -160,14 +173,16 @@ def test_dry_run_deletes_nothing_and_counts_what_a_run_deletes(store: Store, tmp
     assert dry.dry_run and dry.bytes_freed is None
 
     real = run_cleanup(store, RETENTION, tmp_path / "logs", now=NOW)
-    for field in ("requests", "feedback", "model_loads", "rollups", "raw_before", "rollups_before"):
+    for field in ("requests", "feedback", "model_loads", "record_losses", "rollups", "raw_before", "rollups_before"):
         assert getattr(dry, field) == getattr(real, field), field
     assert sorted(dry.log_files) == sorted(real.log_files) == sorted(old_logs)
+    assert real.record_losses == 1  # the loss older than rollup_days; the 100-day-old one stays
     after = _counts(store)
     assert {k: before[k] - after[k] for k in before} == {
         "requests": real.requests,
         "feedback": real.feedback,
         "model_loads": real.model_loads,
+        "record_losses": real.record_losses,
         "rollups": real.rollups,
     }
 

@@ -79,7 +79,13 @@ def cost_text(cost_usd: Decimal, unpriced: int, requests: int) -> str:
 
 
 # Stage names of the retention cleanup, as the progress bar calls them.
-_STAGE_LABELS = {"requests": "raw records", "feedback": "feedback", "model_loads": "model loads", "rollups": "rollups"}
+_STAGE_LABELS = {
+    "requests": "raw records",
+    "feedback": "feedback",
+    "model_loads": "model loads",
+    "record_losses": "record losses",
+    "rollups": "rollups",
+}
 
 
 class ProgressBar:

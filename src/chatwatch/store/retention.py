@@ -45,7 +45,7 @@ log = logging.getLogger("chatwatch.retention")
 
 LEASE_NAME = "retention"
 # Stages reported to `progress`, in the order they run (the store's table names).
-STAGES = ("requests", "feedback", "model_loads", "rollups")
+STAGES = ("requests", "feedback", "model_loads", "record_losses", "rollups")
 Progress = Callable[[str, int, int], None]  # (stage, rows deleted so far, rows to delete)
 
 # Names this process in lease rows: the pid alone can be reused, the instance may be shared.
@@ -65,13 +65,14 @@ class CleanupReport:
     feedback: int
     model_loads: int
     rollups: int
+    record_losses: int
     log_files: tuple[Path, ...]
     bytes_freed: int | None  # SQLite, real runs only: db + WAL size before minus after
     duration_s: float
 
     @property
     def rows(self) -> int:
-        return self.requests + self.feedback + self.model_loads + self.rollups
+        return self.requests + self.feedback + self.model_loads + self.rollups + self.record_losses
 
     def extra(self) -> dict[str, object]:
         """Fields for the log line (names that do not clash with LogRecord attributes)."""
@@ -145,6 +146,7 @@ def run_cleanup(
         feedback=deleted.get("feedback", 0),
         model_loads=deleted.get("model_loads", 0),
         rollups=deleted.get("rollups", 0),
+        record_losses=deleted.get("record_losses", 0),
         log_files=tuple(files),
         bytes_freed=freed,
         duration_s=time.monotonic() - started,
