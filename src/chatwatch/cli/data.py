@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import socket
@@ -134,7 +135,7 @@ def cmd_cleanup(args) -> int:
         raise ConfigError(f"invalid duration {args.older_than!r}: it must be more than zero")
     # The cleanup goes to this process's log file like every cleanup. log_days=inf: setting
     # up logging must not prune log files itself (the cleanup counts them; --dry-run keeps them).
-    configure_logging(
+    logs = configure_logging(
         settings.app.log_dir,
         role="cli",
         instance=settings.app.instance or socket.gethostname(),
@@ -144,7 +145,7 @@ def cmd_cleanup(args) -> int:
         console=False,
     )
     bar = ProgressBar(sys.stderr)
-    with Store.open(settings.store_url) as store:
+    with contextlib.closing(logs), Store.open(settings.store_url) as store:
         try:
             report = run_cleanup(
                 store,
@@ -168,6 +169,7 @@ def cmd_cleanup(args) -> int:
         ("rollup rows", r.rollups),
         ("feedback", r.feedback),
         ("model loads", r.model_loads),
+        ("record losses", r.record_losses),
         ("log files", len(r.log_files)),
     ):
         print(f"  {label:<13}{n:>12,}")
