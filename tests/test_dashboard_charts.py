@@ -1,9 +1,8 @@
 """The dashboard's pure parts without Streamlit: chart and table builders, formatting, the
-view's time range, the log-line scan, load_dashboard, the export callable and the bench."""
+view's time range, the log-line scan, load_dashboard and the export callable."""
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -16,7 +15,6 @@ import plotly.graph_objects as go
 import pytest
 
 from chatwatch import cli
-from chatwatch.bench import dashboard as bench
 from chatwatch.reports.dashboard import (
     bucket_for,
     error_types,
@@ -458,8 +456,4 @@ def test_export_callable_equals_the_cli_export(sqlite_url, tmp_path):
         assert XSS in export_data(store, "csv", Filters())()
 
 
-def test_bench_reports_every_figure(capsys):
-    args = argparse.Namespace(rows=3000, sessions=50, runs=1, pandas_runs=1, db=None)
-    figures = bench.run(args)
-    assert {"rows", "refresh_s", "session_view_s", "raw_sql_s", "baseline_s", "speedup"} <= set(figures)
-    assert figures["rows"] == 3000 and figures["refresh_s"] > 0 and figures["view_requests"] > 0
+# The dashboard benchmark's sweep is tested in tests/test_reports.py.

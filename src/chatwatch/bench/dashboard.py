@@ -1,13 +1,19 @@
 """Dashboard: one full refresh of the default view (7 days, all sessions) and of the "this
-session" view over a scratch store of N requests spread over 30 days, against two
-baselines timed in the same run, interleaved round by round:
+session" view at several store sizes, each against baselines timed in the same run,
+interleaved round by round:
 
 * raw SQL: the same aggregates in plain indexed SQL over the raw `requests` table (sums
-  grouped in SQL, percentiles from the raw values with numpy, as `queries` does for short
-  ranges);
-* pandas: the seed tutorial's way, every stored row loaded into a DataFrame and aggregated.
+  grouped in SQL, percentiles from the raw values), what a developer would write by hand;
+* pandas (optional, slow): the seed tutorial's way, every stored row loaded into a
+  DataFrame and aggregated.
 
-The refresh is `dashboard_queries.load_dashboard`, the very function the page calls.
+Why a sweep: small stores take the exact path (raw values), large ones the rollups; a
+refresh must beat the raw SQL at every size, not only at the one that flatters it. The
+refresh is `reports.dashboard.load_dashboard`, the very function the page calls, and where
+it says "exact" its percentiles are checked against numpy on the raw values.
+
+Each size's store is generated once per run in a scratch folder (or kept in `--cache DIR`
+and reused by later runs), oldest request first, as the requests would have arrived.
 """
 
 from __future__ import annotations
@@ -37,52 +43,91 @@ from chatwatch.store.schema import feedback, requests
 if TYPE_CHECKING:
     from chatwatch.config import Settings
 
-HELP = "full dashboard refresh over 1M requests vs plain SQL and the seed's load-everything pandas"
+HELP = "dashboard refresh at several store sizes vs plain indexed SQL (and the seed's load-everything pandas)"
+SIZES = (10_000, 100_000, 200_000, 1_000_000)
+TARGET_S = 0.3  # a refresh must take at most this, and no longer than the raw SQL
 MODELS = ("smollm2", "gpt-4o-mini", "llama-3.1-8b", "qwen2.5-7b", "mistral-small")
 ERROR_TYPES = ("timeout", "connection", "rate_limit", "provider_error", "context_length")
 DAYS = 30
 VIEW = timedelta(days=7)
 BATCH = 50_000  # records per write_many transaction
 FEEDBACK_SHARE = 0.05
+CANCEL_SHARE = 0.01
 LOCAL = "smollm2"  # priced at 0 ("local"), never unpriced
 
 
+def sizes(text: str) -> list[int]:
+    """`--rows`: one size or a comma-separated list (e.g. 10000,100000)."""
+    try:
+        out = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rows takes whole numbers separated by commas, not {text!r}") from None
+    if not out or any(n < 1 for n in out):
+        raise argparse.ArgumentTypeError(f"--rows takes positive sizes, not {text!r}")
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rows", type=int, default=1_000_000, help="requests to generate (default 1000000)")
+    parser.add_argument(
+        "--rows",
+        type=sizes,
+        default=list(SIZES),
+        metavar="N[,N...]",
+        help=f"store sizes to sweep (default {','.join(str(n) for n in SIZES)})",
+    )
     parser.add_argument("--sessions", type=int, default=3_000, help="distinct sessions (default 3000)")
-    parser.add_argument("--runs", type=int, default=5, help="timed rounds; medians are reported (default 5)")
-    parser.add_argument("--pandas-runs", type=int, default=3, help="rounds of the slow pandas baseline (default 3)")
-    parser.add_argument("--db", metavar="PATH", help="keep the generated SQLite file here and reuse it next time")
+    parser.add_argument("--runs", type=int, default=5, help="timed rounds per size; medians are reported (default 5)")
+    parser.add_argument(
+        "--pandas-runs", type=int, default=0, help="rounds of the slow load-everything pandas baseline (default 0)"
+    )
+    parser.add_argument("--cache", metavar="DIR", help="keep the generated stores here and reuse them next time")
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="chatwatch-bench-dashboard-") as scratch:
-        path = Path(args.db) if args.db else Path(scratch) / "chatwatch.db"
-        store = Store.open(f"sqlite:///{path}")
-        try:
-            return _run(store, args)
-        finally:
-            store.close()
+        folder = Path(args.cache) if args.cache else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        results = []
+        for rows in args.rows:
+            with Store.open(f"sqlite:///{folder / f'dashboard-{rows}.db'}") as store:
+                results.append(_run_size(store, rows, args))
+    for r in results:
+        print(_line(r), flush=True)
+    met = all(r["refresh_s"] <= TARGET_S and r["refresh_s"] <= r["raw_sql_s"] for r in results)
+    print(f"target (refresh <= {TARGET_S} s and <= raw SQL at every size): {'met' if met else 'NOT met'}", flush=True)
+    return {"sizes": results, "target_s": TARGET_S, "met": met}
 
 
-def _run(store: Store, args: argparse.Namespace) -> dict[str, Any]:
+def _line(r: dict[str, Any]) -> str:
+    pandas_part = f", pandas {r['pandas_s']:.2f} s" if "pandas_s" in r else ""
+    return (
+        f"{r['rows']:>9,} rows | {r['view_requests']:>7,} in view | {r['percentile_method']:<9} | "
+        f"refresh {r['refresh_s']:.3f} s | raw SQL {r['raw_sql_s']:.3f} s | raw/refresh {r['raw_sql_ratio']:.1f}x | "
+        f"session view {r['session_view_s']:.3f} s{pandas_part}"
+    )
+
+
+def _run_size(store: Store, rows: int, args: argparse.Namespace) -> dict[str, Any]:
     now = datetime.now(UTC)
     have = store.count()
-    if have != args.rows:
+    if have != rows:
         if have:
-            raise SystemExit(f"{store.engine.url} holds {have} requests, not {args.rows}: use another --db")
+            raise SystemExit(f"{store.engine.url} holds {have} requests, not {rows}: use another --cache")
         t = time.perf_counter()
-        generate(store, args.rows, args.sessions, now)
-        print(f"generated {args.rows:,} requests in {time.perf_counter() - t:.1f} s", flush=True)
+        generate(store, rows, args.sessions, now)
+        print(f"generated {rows:,} requests in {time.perf_counter() - t:.1f} s", flush=True)
     end = _newest(store) + timedelta(microseconds=1)  # a reused store: its own "now"
     view = Filters(since=end - VIEW)
     session = _busiest_session(store, view)
     session_view = Filters(since=end - VIEW, session_id=session)
     data = load_dashboard(store, view)
     method = data.overview.summary.percentile_method
+    if method == "exact":
+        check_exact(store, view, data.overview.summary)
     print(
-        f"default view: {data.overview.summary.requests:,} requests, percentiles: {method}; "
-        f"session view: {load_dashboard(store, session_view).overview.summary.requests} requests",
+        f"{rows:,} rows: default view {data.overview.summary.requests:,} requests, percentiles {method}"
+        f"{' (checked against numpy)' if method == 'exact' else ''}; "
+        f"session view {load_dashboard(store, session_view).overview.summary.requests} requests",
         flush=True,
     )
 
@@ -96,24 +141,43 @@ def _run(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     for i in range(max(args.runs, args.pandas_runs)):
         # Rotate who goes first so no side always gets the warmest cache.
         for name, fn in sides[i % len(sides) :] + sides[: i % len(sides)]:
-            if name == "pandas" and i >= args.pandas_runs or name != "pandas" and i >= args.runs:
+            if i >= (args.pandas_runs if name == "pandas" else args.runs):
                 continue
             t = time.perf_counter()
             fn()
             timed[name].append(time.perf_counter() - t)
-        print(f"round {i + 1}: " + "  ".join(f"{k} {v[i]:.3f}s" for k, v in timed.items() if len(v) > i), flush=True)
-    med = {k: statistics.median(v) for k, v in timed.items()}
-    return {
-        "rows": args.rows,
+    med = {k: statistics.median(v) for k, v in timed.items() if v}
+    out = {
+        "rows": rows,
         "view_requests": data.overview.summary.requests,
         "percentile_method": method,
         "refresh_s": round(med["refresh"], 4),
         "session_view_s": round(med["session"], 4),
         "raw_sql_s": round(med["raw_sql"], 4),
-        "baseline_s": round(med["pandas"], 3),
-        "raw_sql_ratio": round(med["raw_sql"] / med["refresh"], 1),
-        "speedup": round(med["pandas"] / med["refresh"], 1),
+        "raw_sql_ratio": round(med["raw_sql"] / med["refresh"], 2),
     }
+    if "pandas" in med:
+        out["pandas_s"] = round(med["pandas"], 3)
+        out["pandas_ratio"] = round(med["pandas"] / med["refresh"], 1)
+    return out
+
+
+def check_exact(store: Store, view: Filters, summary: Any) -> None:
+    """An "exact" summary's percentiles equal numpy's on the raw values of the view, read
+    here with plain SQL (raises AssertionError if not)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(requests.c.latency_s, requests.c.ttft_s).where(requests.c.started_us >= view.since_us)
+        ).all()
+    latency = [v for v, _ in rows if v is not None]
+    ttft = [v for _, v in rows if v is not None]
+    want = [
+        *(float(np.percentile(latency, q)) for q in (50, 95, 99)),
+        *(float(np.percentile(ttft, q)) for q in (50, 95)),
+    ]
+    got = [summary.latency_p50_s, summary.latency_p95_s, summary.latency_p99_s, summary.ttft_p50_s, summary.ttft_p95_s]
+    if got != want:
+        raise AssertionError(f"the page says exact but its percentiles {got} differ from numpy's {want}")
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -151,7 +215,8 @@ def generate(store: Store, rows: int, sessions: int, now: datetime, *, seed: int
 
 
 def synthetic(rng: random.Random, started: datetime, i: int, sessions: int) -> RequestRecord:
-    """A plausible request: ~3 % errors, log-normal latencies per model, ~4 % unpriced."""
+    """A plausible request: ~3 % errors, ~1 % cancelled, log-normal latencies per model,
+    ~4 % unpriced."""
     model = MODELS[rng.randrange(len(MODELS))]
     error = rng.random() < 0.03
     speed = 1.0 + MODELS.index(model) * 0.4
@@ -166,6 +231,7 @@ def synthetic(rng: random.Random, started: datetime, i: int, sessions: int) -> R
     else:
         cost, source = Decimal(inp * 150 + (out or 0) * 600).scaleb(-9), "config"
     kind = ERROR_TYPES[rng.randrange(len(ERROR_TYPES))] if error else None
+    cancelled = not error and rng.random() < CANCEL_SHARE
     return RequestRecord(
         id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         started_at=started,
@@ -177,7 +243,7 @@ def synthetic(rng: random.Random, started: datetime, i: int, sessions: int) -> R
         provider_model=model,
         response_model=None,
         stream=True,
-        status="error" if error else "ok",
+        status="error" if error else "cancelled" if cancelled else "ok",
         error_type=kind,
         error_message=f"{kind}: request {i} failed" if error else None,
         queue_s=0.0,
@@ -199,7 +265,7 @@ def synthetic(rng: random.Random, started: datetime, i: int, sessions: int) -> R
         temperature=0.7,
         top_p=0.95,
         max_tokens=512,
-        finish_reason=None if error else "stop",
+        finish_reason=None if error or cancelled else "stop",
         app_version="bench",
     )
 

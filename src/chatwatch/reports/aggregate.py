@@ -1,31 +1,51 @@
 """How the read side aggregates: a `Filters` becomes SQL conditions, then sums and
-histograms per group, read either from raw rows ("exact") or from the rollups
-("histogram"), whichever `choose_method` picks. `queries` turns these into results.
+histograms per group, with percentiles either exact from raw values ("exact") or estimated
+from the rollups' histograms ("histogram"). `queries` turns these into results.
 
-Rollup reads cover a range as raw rows for the partial minutes at its edges, minute
-buckets up to the first/last whole hour and hour buckets in between, so counts and sums
-equal the raw ones exactly whatever the range.
+Why it is built this way: a dashboard refresh must cost less than the plain SQL a
+developer would write over the raw table, at every size.
+
+* Sums (counts, tokens, cost, gauges) come from the rollups whenever they hold every
+  request of the range: one row per minute or hour, model and status instead of one per
+  request, and exactly the same integers (float sums to rounding). A range is covered as
+  raw rows for the partial minutes at its edges, minute buckets up to the first/last whole
+  hour and hour buckets in between. Filters the rollups cannot answer (session, error
+  type, text) and ranges the rollups no longer cover read raw sums instead.
+* Exact percentiles need the raw values: only latency and TTFT (and the start time when
+  there is a time axis) are read, one query per model so no model name is materialised
+  per row, and every group's percentiles come from `reports.percentile` in one call.
+* Histograms are decoded once per read into a (groups x buckets) matrix; fewer groups
+  (per model, overall) are sums of its rows, never a second decode.
+* Everything of one read runs in one transaction (one snapshot), so sums and values
+  always describe the same requests even while requests are being written.
+
+Honest labels: when retention has cleaned up raw rows inside the range, the result carries
+a `Coverage` saying so, and is never labelled "exact" for what it could not read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from functools import cached_property
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from chatwatch.reports.percentile import percentiles_by_group
 from chatwatch.store import histogram, rollups
-from chatwatch.store.records import Store, to_us
+from chatwatch.store.records import Store, from_us, to_us
 from chatwatch.store.schema import requests
 from chatwatch.store.schema import rollups as rollups_table
 
 Method = Literal["exact", "histogram"]
 LATENCY_QS = (50.0, 95.0, 99.0)
 TTFT_QS = (50.0, 95.0)
+METRICS = ("latency", "ttft")
 _INT_VALUES = (
     "requests",
     "latency_n",
@@ -39,6 +59,7 @@ _INT_VALUES = (
 )
 _FLOAT_VALUES = ("latency_sum_s", "ttft_sum_s", "decode_s")
 _GAUGES = (rollups.GAUGE_MAX, rollups.GAUGE_MIN)
+_KEYS = ((), ("model",), ("ts", "model"))  # the groupings the read side offers
 
 
 @dataclass(frozen=True)
@@ -65,33 +86,50 @@ class Filters:
         return None if self.until is None else to_us(self.until)
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Retention cleaned up the raw rows of part of the range: what the figures rest on.
+
+    `raw_from` is the start of the oldest request still stored raw (None: no raw row is
+    left). `counted` True: the requests before it are counted from the rollups (the result
+    says "histogram"); False: they are not counted at all, because the filters need raw
+    rows (session, error type, text search) or the range starts inside a cleaned-up minute,
+    so every figure is partial."""
+
+    raw_from: datetime | None
+    counted: bool
+
+
+@dataclass(frozen=True)
+class _Decision:
+    method: Method
+    sums_from: Literal["rollups", "raw"]
+    coverage: Coverage | None
+
+
 def choose_method(store: Store, filters: Filters) -> Method:
-    if filters.needs_raw:
-        return "exact"
-    if estimated_requests(store, filters) > store.exact_rows_limit or _reaches_pruned(store, filters):
-        return "histogram"
-    return "exact"
-
-
-def _reaches_pruned(store: Store, filters: Filters) -> bool:
-    """Whether the range starts before the oldest raw row at a time the rollups still
-    cover (retention deleted those raw rows): raw rows would undercount it."""
-    oldest = store.oldest_raw_us()
-    since = filters.since_us
-    if oldest is not None and since is not None and since >= oldest:
-        return False
-    t = rollups_table.c
-    before = [t.grain_s == rollups.MINUTE_S]
-    if oldest is not None:
-        before.append(t.bucket_us < rollups.bucket_start(oldest, rollups.MINUTE_S))
-    if since is not None:
-        before.append(t.bucket_us >= rollups.bucket_start(since, rollups.MINUTE_S))
-    with store.engine.connect() as conn:
-        return conn.execute(sa.select(t.bucket_us).where(*before).limit(1)).first() is not None
+    with _reading(store) as conn:
+        return _decide(conn, store, filters).method
 
 
 def estimated_requests(store: Store, filters: Filters) -> int:
     """Requests in the range rounded out to whole hours: one cheap read of hour rollups."""
+    with _reading(store) as conn:
+        return int(conn.execute(sa.select(_estimated(filters))).scalar_one())
+
+
+@contextmanager
+def _reading(store: Store) -> Iterator[sa.Connection]:
+    """One read transaction: SQLite's begin hook opens a WAL snapshot; PostgreSQL gets
+    REPEATABLE READ so its statements share one snapshot too."""
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def _estimated(filters: Filters) -> sa.ScalarSelect:
     t = rollups_table.c
     since, until = filters.since_us, filters.until_us
     cond = [t.grain_s == rollups.HOUR_S, *_model_status(t, filters)]
@@ -99,8 +137,65 @@ def estimated_requests(store: Store, filters: Filters) -> int:
         cond.append(t.bucket_us >= rollups.bucket_start(since, rollups.HOUR_S))
     if until is not None:
         cond.append(t.bucket_us < until)
-    with store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(t.requests), 0)).where(*cond)).scalar_one())
+    return sa.select(sa.func.coalesce(sa.func.sum(t.requests), 0)).where(*cond).scalar_subquery()
+
+
+def _decide(conn: sa.Connection, store: Store, filters: Filters) -> _Decision:
+    """Exact or histogram, sums from rollups or raw rows, and what retention took away:
+    one round trip of index lookups (plus one when the range reaches cleaned-up rows)."""
+    t, r = rollups_table.c, requests.c
+
+    def first(grain: int) -> sa.ScalarSelect:
+        return sa.select(sa.func.min(t.bucket_us)).where(t.grain_s == grain).scalar_subquery()
+
+    oldest, first_minute, first_hour, estimated = conn.execute(
+        sa.select(
+            sa.select(sa.func.min(r.started_us)).scalar_subquery(),
+            first(rollups.MINUTE_S),
+            first(rollups.HOUR_S),
+            _estimated(filters),
+        )
+    ).one()
+    since = filters.since_us
+    pruned = _reaches_pruned(conn, oldest, first_minute, since, filters.until_us)
+    start = oldest if since is None else max(since, oldest) if oldest is not None else since
+    if oldest is None:
+        rollups_complete = True  # nothing raw: the rollups are all there is
+    elif first_minute is None or first_hour is None:
+        rollups_complete = False  # raw rows the rollups no longer hold
+    else:  # retention deletes rollups older than a cutoff, per grain
+        rollups_complete = start >= max(first_minute, first_hour)
+    raw_from = None if oldest is None else from_us(oldest)
+    if filters.needs_raw or not rollups_complete:
+        return _Decision("exact", "raw", Coverage(raw_from, counted=False) if pruned else None)
+    if pruned:
+        # A range starting inside a cleaned-up minute: that minute's raw edge is gone.
+        edge_lost = since is not None and since % (rollups.MINUTE_S * 1_000_000) != 0
+        return _Decision("histogram", "rollups", Coverage(raw_from, counted=not edge_lost))
+    if int(estimated or 0) > store.exact_rows_limit:
+        return _Decision("histogram", "rollups", None)
+    return _Decision("exact", "rollups", None)
+
+
+def _reaches_pruned(
+    conn: sa.Connection, oldest: int | None, first_minute: int | None, since: int | None, until: int | None
+) -> bool:
+    """Whether the range holds requests whose raw rows retention deleted: minute rollups
+    (kept longer than raw rows) in the range before the oldest raw row's minute."""
+    if first_minute is None:
+        return False
+    limit = None if oldest is None else rollups.bucket_start(oldest, rollups.MINUTE_S)
+    if limit is not None and (first_minute >= limit or since is not None and since >= oldest):
+        return False
+    t = rollups_table.c
+    cond = [t.grain_s == rollups.MINUTE_S]
+    if limit is not None:
+        cond.append(t.bucket_us < limit)
+    if since is not None:
+        cond.append(t.bucket_us >= rollups.bucket_start(since, rollups.MINUTE_S))
+    if until is not None:
+        cond.append(t.bucket_us < until)
+    return conn.execute(sa.select(t.bucket_us).where(*cond).limit(1)).first() is not None
 
 
 # --- filters ------------------------------------------------------------------------------
@@ -163,100 +258,114 @@ def _plan(filters: Filters, step_us: int | None) -> rollups.Plan:
 
 
 @dataclass
+class _Values:
+    """Raw values of one metric: `groups[i]` is the group (row of `sums`) of `values[i]`."""
+
+    groups: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
 class _Collected:
     method: Method
     keys: list[str]
-    sums: pd.DataFrame  # keys..., VALUES..., errors, cancelled (statuses folded in)
-    rollup_rows: pd.DataFrame | None  # histogram method: the rollup rows read (with blobs)
-    raw_values: pd.DataFrame | None  # keys..., latency, ttft of the raw rows read
+    # One array per column, one entry per group sorted by keys: keys..., VALUES..., errors, cancelled.
+    sums: dict[str, np.ndarray]
+    coverage: Coverage | None
+    # Histogram method: (groups x SIZE) counts per metric, from rollup blobs and raw edges.
+    rollup_hists: dict[str, np.ndarray] | None = None
+    # Raw values per metric: every value of the range (exact) or of its raw edges (histogram).
+    values: dict[str, _Values] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> int:
+        return len(self.sums["requests"])
 
     def regrouped(self, keys: tuple[str, ...]) -> _Collected:
-        """The same rows summed by fewer keys (e.g. per model from per time and model)."""
-        return replace(self, keys=list(keys), sums=_regroup(self.sums, list(keys)))
+        """The same rows summed by fewer keys (e.g. per model from per time and model):
+        sums regrouped, histogram matrices and value groups mapped, nothing read again."""
+        keys_l = list(keys)
+        mapping, sums = _reduce(self.sums, keys_l)
+        hists = None
+        if self.rollup_hists is not None:
+            hists = {m: _sum_rows(h, mapping, len(sums["requests"])) for m, h in self.rollup_hists.items()}
+        values = {m: _Values(mapping[v.groups], v.values) for m, v in self.values.items()}
+        return replace(self, keys=keys_l, sums=sums, rollup_hists=hists, values=values)
 
-    def histograms(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-        """Groups (keys of `sums`, in order) and a (groups x SIZE) count matrix per metric."""
-        groups = self.sums[self.keys].reset_index(drop=True)
-        matrices = {m: np.zeros((len(groups), histogram.SIZE), dtype=np.int64) for m in ("latency", "ttft")}
-        if self.rollup_rows is not None and len(self.rollup_rows):
-            gid = self._group_ids(groups, self.rollup_rows)
-            for metric, matrix in matrices.items():
-                pairs = [histogram.blob_pairs(b) for b in self.rollup_rows[f"{metric}_hist"]]
-                lengths = np.fromiter((len(p) for p in pairs), dtype=np.int64, count=len(pairs))
-                if lengths.sum():
-                    flat = np.concatenate(pairs)
-                    np.add.at(matrix, (np.repeat(gid, lengths), flat[:, 0]), flat[:, 1])
-        if self.raw_values is not None and len(self.raw_values):
-            gid = self._group_ids(groups, self.raw_values)
-            for metric, matrix in matrices.items():
-                v = self.raw_values[metric].to_numpy(dtype=float)
-                ok = ~np.isnan(v)
-                np.add.at(matrix, (gid[ok], histogram.indexes(v[ok])), 1)
-        return groups, matrices
+    @cached_property
+    def matrices(self) -> dict[str, np.ndarray]:
+        """A (groups x SIZE) count matrix per metric: the rollups' histograms plus the raw
+        values read (all of them for the exact method)."""
+        out = {}
+        for metric in METRICS:
+            counts = np.zeros((self.groups, histogram.SIZE), dtype=np.int64)
+            if self.rollup_hists is not None:
+                counts += self.rollup_hists[metric]
+            v = self.values.get(metric)
+            if v is not None and v.values.size:
+                cells = v.groups * histogram.SIZE + histogram.indexes(v.values)
+                counts += np.bincount(cells, minlength=counts.size).reshape(counts.shape)
+            out[metric] = counts
+        return out
 
-    def _group_ids(self, groups: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-        if not self.keys:
-            return np.zeros(len(rows), dtype=np.int64)
-        index = pd.MultiIndex.from_frame(groups[self.keys])
-        ids = index.get_indexer(pd.MultiIndex.from_frame(rows[self.keys]))
-        if (ids < 0).any():
-            raise RuntimeError("histogram rows outside the summed groups")
-        return ids
-
-    def percentiles(self, latency_qs: Sequence[float], ttft_qs: Sequence[float]) -> pd.DataFrame:
-        """keys..., latency_p<q>..., ttft_p<q>... aligned with `sums` (NaN: nothing measured)."""
-        wanted = (("latency", latency_qs), ("ttft", ttft_qs))
-        if self.method == "histogram":
-            groups, matrices = self.histograms()
-            out = groups.copy()
-            for metric, qs in wanted:
-                est = histogram.percentiles_2d(matrices[metric], qs)
-                for i, q in enumerate(qs):
-                    out[f"{metric}_p{q:g}"] = est[:, i]
-            return out
-        rows = []
-        parts = self.raw_values.groupby(self.keys, sort=False) if self.keys else [((), self.raw_values)]
-        for key, part in parts:
-            row = dict(zip(self.keys, key if isinstance(key, tuple) else (key,)))
-            for metric, qs in wanted:
-                v = part[metric].to_numpy(dtype=float)
-                v = v[~np.isnan(v)]
-                for q in qs:
-                    row[f"{metric}_p{q:g}"] = float(np.percentile(v, q)) if v.size else np.nan
-            rows.append(row)
-        columns = [*self.keys, *(f"{m}_p{q:g}" for m, qs in wanted for q in qs)]
-        found = pd.DataFrame(rows, columns=columns)
-        if not self.keys:
-            return found if len(found) else pd.DataFrame([{}], columns=columns)
-        return self.sums[self.keys].merge(found, on=self.keys, how="left")
+    def percentiles(self, latency_qs: Sequence[float], ttft_qs: Sequence[float]) -> dict[str, np.ndarray]:
+        """latency_p<q>..., ttft_p<q>...: one array each, aligned with `sums` (NaN: nothing measured)."""
+        out: dict[str, np.ndarray] = {}
+        for metric, qs in (("latency", latency_qs), ("ttft", ttft_qs)):
+            if self.method == "histogram":
+                est = histogram.percentiles_2d(self.matrices[metric], qs)
+            else:
+                v = self.values.get(metric) or _Values(np.zeros(0, np.int64), np.zeros(0))
+                est = percentiles_by_group(v.values, v.groups, self.groups, qs)
+            for i, q in enumerate(qs):
+                out[f"{metric}_p{q:g}"] = est[:, i]
+        return out
 
 
 def _collect(store: Store, filters: Filters, keys: tuple[str, ...], step_us: int | None = None) -> _Collected:
-    method = choose_method(store, filters)
-    group = [*keys, "status"]
-    rollup_rows = None
-    with store.engine.connect() as conn:
-        if method == "exact":
-            where = request_conditions(filters)
-            sums = _fetch(conn, _raw_sums(group, step_us, where), [*group, *rollups.VALUES])
-            raw_values = _fetch_values(conn, keys, step_us, where)
+    if keys not in _KEYS:
+        raise ValueError(f"the read side groups by one of {_KEYS}, not {keys}")
+    if "ts" in keys and not step_us:
+        raise ValueError("grouping by time needs a bucket (step_us)")
+    with _reading(store) as conn:
+        d = _decide(conn, store, filters)
+        group = [*keys, "status"]
+        sum_cols = [*group, *rollups.VALUES]
+        parts: list[dict[str, np.ndarray]] = []
+        blobs: dict[str, list] | None = None
+        value_spans: list[tuple[int | None, int | None]] | None = None  # None: the whole range
+        if d.sums_from == "raw":
+            parts.append(_fetch(conn, _raw_sums(group, step_us, request_conditions(filters)), sum_cols))
         else:
             plan = _plan(filters, step_us)
-            parts, raw_values = [], None
             if plan.rollup:
                 t = rollups_table.c
-                cols = ["bucket_us", "model", "status", *rollups.VALUES, *rollups.HISTS]
-                q = sa.select(*(t[c] for c in cols)).where(*_rollup_where(rollups_table, filters, plan))
-                rollup_rows = _fetch(conn, q, cols)
+                hists = rollups.HISTS if d.method == "histogram" else ()
+                cols = ["bucket_us" if "ts" in keys else None, "model", "status", *rollups.VALUES, *hists]
+                q = sa.select(*(t[c] for c in cols if c)).where(*_rollup_where(rollups_table, filters, plan))
+                rows = _fetch(conn, q, [c for c in cols if c], raw_columns=hists)
                 if "ts" in keys:
-                    rollup_rows["ts"] = _bucketed(rollup_rows["bucket_us"], step_us)
-                parts.append(rollup_rows[[*group, *rollups.VALUES]])
+                    rows["ts"] = _bucketed(rows.pop("bucket_us"), step_us)
+                blobs = {h: rows.pop(h) for h in hists} if hists else None
+                parts.append(rows)
             if plan.raw:
                 where = request_conditions(filters, plan.raw)
-                parts.append(_fetch(conn, _raw_sums(group, step_us, where), [*group, *rollups.VALUES]))
-                raw_values = _fetch_values(conn, keys, step_us, where)
-            sums = pd.concat(parts, ignore_index=True) if parts else _fetch(conn, None, [*group, *rollups.VALUES])
-    return _Collected(method, list(keys), _fold(_typed(sums), list(keys)), rollup_rows, raw_values)
+                parts.append(_fetch(conn, _raw_sums(group, step_us, where), sum_cols))
+            if d.method == "histogram":
+                value_spans = list(plan.raw)
+        columns = (
+            {c: np.concatenate([p[c] for p in parts]) for c in sum_cols} if parts else _fetch(None, None, sum_cols)
+        )
+        codes, sums = _fold(columns, list(keys))
+        collected = _Collected(d.method, list(keys), sums, d.coverage)
+        if blobs is not None:
+            n = len(blobs[rollups.HISTS[0]])
+            groups = collected.groups
+            collected.rollup_hists = {m: _decode(blobs[f"{m}_hist"], codes[:n], groups) for m in METRICS}
+        if value_spans is None or value_spans:
+            where = request_conditions(filters, value_spans)
+            collected.values = _fetch_values(conn, sums, list(keys), step_us, where)
+    return collected
 
 
 def _raw_sums(group: list[str], step_us: int | None, where: list) -> sa.Select:
@@ -288,55 +397,142 @@ def _raw_sums(group: list[str], step_us: int | None, where: list) -> sa.Select:
     )
 
 
-def _fetch_values(conn: sa.Connection, keys: tuple[str, ...], step_us: int | None, where: list) -> pd.DataFrame:
+def _fetch_values(
+    conn: sa.Connection, sums: dict[str, np.ndarray], keys: list[str], step_us: int | None, where: list
+) -> dict[str, _Values]:
+    """Latency and TTFT of the raw rows matching `where`, each with its group (row of
+    `sums`). Only small integers travel besides the values: the database numbers each row's
+    group as model code + models x bucket offset, so no model name or timestamp object is
+    built per row."""
     r = requests.c
-    cols = [c for c in keys if c != "ts"]
-    q = sa.select(*(r[c] for c in cols), r.started_us, r.latency_s, r.ttft_s).where(*where)
-    frame = _fetch(conn, q, [*cols, "started_us", "latency", "ttft"])
+    models = list(dict.fromkeys(sums["model"].tolist())) if "model" in keys else []
+    key: sa.ColumnElement | None = None
+    if models:
+        key = sa.case({m: i for i, m in enumerate(models)}, value=r.model)
     if "ts" in keys:
-        frame["ts"] = _bucketed(frame["started_us"].astype("int64"), step_us)
-    return frame.astype({"latency": "float64", "ttft": "float64"})
-
-
-def _fetch(conn: sa.Connection, query: sa.Select | None, columns: list[str]) -> pd.DataFrame:
-    """Rows into a DataFrame column by column (pandas is slow at building from Row objects)."""
-    rows = [] if query is None else conn.execute(query).all()
+        first = int(sums["ts"].min()) // step_us if len(sums["ts"]) else 0
+        key = (r.started_us // step_us - first) * len(models) + key
+    cols = [r.latency_s, r.ttft_s] if key is None else [key, r.latency_s, r.ttft_s]
+    rows = conn.execute(sa.select(*cols).where(*where)).all() if len(sums["requests"]) else []
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    return pd.DataFrame(dict(zip(columns, zip(*rows))))
+        return {}
+    columns = list(zip(*rows))
+    if key is None:
+        gid = np.zeros(len(rows), dtype=np.int64)
+    else:
+        try:
+            codes = np.array(columns[0], dtype=np.int64)
+        except TypeError:  # NULL: a model the CASE does not know
+            raise RuntimeError("raw rows of a model without sums: the rollups disagree with the raw rows") from None
+        gid = _locate(sums, keys, models, step_us, codes)
+    out = {}
+    for metric, raw in zip(METRICS, columns[-2:]):
+        v = np.asarray(raw, dtype=float)  # None -> NaN
+        ok = ~np.isnan(v)
+        out[metric] = _Values(gid[ok], v[ok])
+    return out
 
 
-def _bucketed(us: pd.Series, step_us: int | None) -> pd.Series:
+def _locate(sums: dict[str, np.ndarray], keys: list[str], models: list[str], step_us: int | None, codes: np.ndarray):
+    """Rows of `sums` for the group codes the values query computed (see _fetch_values)."""
+    model_code = pd.Index(models).get_indexer(sums["model"]).astype(np.int64)
+    if "ts" in keys:
+        ts = sums["ts"].astype(np.int64) // step_us
+        model_code = (ts - ts.min()) * len(models) + model_code
+    order = np.argsort(model_code, kind="stable")
+    known = model_code[order]
+    pos = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+    if not (known[pos] == codes).all():
+        raise RuntimeError("raw rows outside the summed groups: the rollups disagree with the raw rows")
+    return order[pos]
+
+
+def _decode(blobs: pd.Series, codes: np.ndarray, groups: int) -> np.ndarray:
+    """(groups x SIZE) counts from the rollup rows' blobs (row i belongs to group codes[i]):
+    all blobs decoded in one call, as the stored form is a run of (bucket, count) pairs."""
+    parts = [b or b"" for b in blobs]
+    pairs = histogram.blob_pairs(b"".join(parts))
+    lengths = np.fromiter((len(b) for b in parts), dtype=np.int64, count=len(parts)) // 8
+    owner = np.repeat(codes, lengths)
+    cells = owner * histogram.SIZE + pairs[:, 0]
+    counts = np.bincount(cells, weights=pairs[:, 1], minlength=groups * histogram.SIZE)
+    return np.rint(counts).astype(np.int64).reshape(groups, histogram.SIZE)
+
+
+def _sum_rows(matrix: np.ndarray, mapping: np.ndarray, groups: int) -> np.ndarray:
+    out = np.zeros((groups, matrix.shape[1]), dtype=np.int64)
+    np.add.at(out, mapping, matrix)
+    return out
+
+
+def _fetch(
+    conn: sa.Connection | None, query: sa.Select | None, columns: list[str], raw_columns: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """Rows as one numpy array per column: int64 for counts and sums (PostgreSQL returns
+    sum(bigint) as Decimal), float64 with NaN for NULL for float sums and gauges, objects
+    for keys; `raw_columns` (blobs) stay Python lists."""
+    rows = [] if query is None or conn is None else conn.execute(query).all()
+    data = list(zip(*rows)) if rows else [() for _ in columns]
+    out: dict[str, Any] = {}
+    for name, col in zip(columns, data):
+        if name in raw_columns:
+            out[name] = list(col)
+        elif name in _INT_VALUES or name == "ts" or name == "bucket_us":
+            out[name] = np.array(col, dtype=np.int64)
+        elif name in _FLOAT_VALUES or name in _GAUGES:
+            out[name] = np.array(col, dtype=float)
+        else:
+            out[name] = np.array(col, dtype=object)
+    return out
+
+
+def _bucketed(us, step_us: int | None):
     us = us.astype("int64")
     return us - us % step_us
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """PostgreSQL returns sum(bigint) as Decimal: make every value a plain int64/float64."""
-    for c in _INT_VALUES:
-        frame[c] = frame[c].map(int).astype("int64") if frame[c].dtype == object else frame[c].astype("int64")
-    for c in (*_FLOAT_VALUES, *_GAUGES):
-        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
-    if "ts" in frame:
-        frame["ts"] = frame["ts"].astype("int64")
-    return frame
+def _fold(columns: dict[str, np.ndarray], keys: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sum rows per keys (statuses folded into requests/errors/cancelled): the group of each
+    input row and the sums, one row per group in key order."""
+    status, n = columns["status"], columns["requests"]
+    columns = {c: v for c, v in columns.items() if c != "status"}
+    columns["errors"] = np.where(status == "error", n, 0).astype(np.int64)
+    columns["cancelled"] = np.where(status == "cancelled", n, 0).astype(np.int64)
+    return _reduce(columns, keys)
 
 
-def _fold(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Sum rows per keys (statuses folded into requests/errors/cancelled)."""
-    frame = frame.assign(
-        errors=np.where(frame["status"] == "error", frame["requests"], 0),
-        cancelled=np.where(frame["status"] == "cancelled", frame["requests"], 0),
-    ).drop(columns="status")
-    return _regroup(frame, keys)
+_SUMMED = (*_INT_VALUES, *_FLOAT_VALUES, "errors", "cancelled")
+_SUMS_COLUMNS = (*_SUMMED, rollups.GAUGE_MAX, rollups.GAUGE_MIN)
 
 
-def _regroup(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    agg = {
-        **{c: "sum" for c in (*_INT_VALUES, *_FLOAT_VALUES, "errors", "cancelled")},
-        rollups.GAUGE_MAX: "max",
-        rollups.GAUGE_MIN: "min",
-    }
+def _reduce(columns: dict[str, np.ndarray], keys: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sums per keys (gauges: max / min ignoring NULL), one row per group sorted by keys,
+    and the group of each input row. numpy ufuncs over a few thousand rows: pandas'
+    groupby costs more in set-up than in work at this size."""
+    n = len(columns["requests"])
     if not keys:
-        return frame.agg(agg).to_frame().T if len(frame) else frame[list(agg)]
-    return frame.groupby(keys, as_index=False, sort=True).agg(agg)
+        codes = np.zeros(n, dtype=np.int64)
+        groups, uniques = (1 if n else 0), {}
+    else:
+        model_names, model_code = np.unique(columns["model"], return_inverse=True)
+        key = model_code.astype(np.int64)
+        if "ts" in keys:
+            ts_values, ts_code = np.unique(columns["ts"], return_inverse=True)
+            key = ts_code.astype(np.int64) * len(model_names) + key
+        found, codes = np.unique(key, return_inverse=True)
+        codes = codes.astype(np.int64).reshape(-1)
+        groups = len(found)
+        uniques = {"model": model_names[found % max(len(model_names), 1)]}
+        if "ts" in keys:
+            uniques = {"ts": ts_values[found // max(len(model_names), 1)], **uniques}
+    out: dict[str, np.ndarray] = {k: uniques[k] for k in keys}
+    for c in _SUMMED:
+        v = columns[c]
+        acc = np.zeros(groups, dtype=v.dtype if v.dtype != object else np.int64)
+        np.add.at(acc, codes, v)
+        out[c] = acc
+    for c, ufunc in ((rollups.GAUGE_MAX, np.fmax), (rollups.GAUGE_MIN, np.fmin)):
+        acc = np.full(groups, np.nan)
+        ufunc.at(acc, codes, columns[c].astype(float))
+        out[c] = acc
+    return codes, out

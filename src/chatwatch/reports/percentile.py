@@ -27,7 +27,7 @@ import numpy as np
 
 from chatwatch.store.histogram import percentiles as estimate  # noqa: F401 - the histogram method
 
-__all__ = ["estimate", "percentile", "percentiles"]
+__all__ = ["estimate", "percentile", "percentiles", "percentiles_by_group"]
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -44,3 +44,27 @@ def percentiles(values: Iterable[float], qs: Sequence[float]) -> list[float | No
     if arr.size == 0:
         return [None for _ in qs]
     return [float(v) for v in np.percentile(arr, list(qs))]
+
+
+def percentiles_by_group(values: np.ndarray, groups: np.ndarray, n_groups: int, qs: Sequence[float]) -> np.ndarray:
+    """`percentiles` of each group at once: (n_groups x len(qs)), NaN for a group without
+    values. `groups[i]` (0..n_groups-1) is the group of `values[i]`. A dashboard's
+    timeseries has hundreds of small groups and a call per group costs more than the
+    data: groups of the same size are stacked and go through ONE np.percentile(axis=1),
+    the very computation `percentiles` does on each of them, so the numbers are identical."""
+    values = np.asarray(values, dtype=float)
+    groups = np.asarray(groups, dtype=np.int64)
+    if values.shape != groups.shape or values.ndim != 1:
+        raise ValueError(f"values {values.shape} and groups {groups.shape} must be 1-D of the same length")
+    if groups.size and (groups.min() < 0 or groups.max() >= n_groups):
+        raise ValueError(f"group ids must lie in 0..{n_groups - 1}")
+    out = np.full((n_groups, len(qs)), np.nan)
+    order = np.argsort(groups, kind="stable")
+    ordered = values[order]
+    sizes = np.bincount(groups, minlength=n_groups)
+    starts = np.cumsum(sizes) - sizes
+    for n in np.unique(sizes[sizes > 0]):
+        rows = np.flatnonzero(sizes == n)
+        block = ordered[starts[rows, None] + np.arange(n)]
+        out[rows] = np.percentile(block, list(qs), axis=1).T
+    return out

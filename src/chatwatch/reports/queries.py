@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from chatwatch.reports.aggregate import (  # noqa: F401 - Filters, request_conditions and choose_method are this API too
     LATENCY_QS,
     TTFT_QS,
+    Coverage,
     Filters,
     Method,
     _collect,
@@ -56,6 +57,14 @@ class Summary:
     unpriced: int  # requests without a price (cost unknown, not zero)
     percentile_method: Method
     model: str | None = None  # set by per_model()
+    cancel_rate: float | None = None  # cancelled / all requests; None without requests
+    # Set when retention cleaned up raw rows inside the range (see aggregate.Coverage).
+    coverage: Coverage | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether requests of the range are missing from these figures."""
+        return self.coverage is not None and not self.coverage.counted
 
 
 @dataclass(frozen=True)
@@ -139,10 +148,13 @@ def memory_frame(timeseries: pd.DataFrame) -> pd.DataFrame:
                 "system_available_min_bytes": pd.Series(dtype=float),
             }
         )
-    return timeseries.groupby("bucket", as_index=False).agg(
-        rss_after_max_bytes=("rss_after_max_bytes", "max"),
-        system_available_min_bytes=("system_available_min_bytes", "min"),
-    )
+    buckets, group = np.unique(timeseries["bucket"].to_numpy(), return_inverse=True)
+    worst = {}
+    for name, ufunc in (("rss_after_max_bytes", np.fmax), ("system_available_min_bytes", np.fmin)):
+        acc = np.full(len(buckets), np.nan)  # max / min over models, a missing gauge ignored
+        ufunc.at(acc, group.reshape(-1), timeseries[name].to_numpy(dtype=float))
+        worst[name] = acc
+    return pd.DataFrame({"bucket": pd.DatetimeIndex(buckets, tz="UTC") if len(buckets) else buckets, **worst})
 
 
 def ttft_histogram(store: Store, filters: Filters = Filters()) -> Histogram:
@@ -232,22 +244,29 @@ def feedback_by_model(store: Store, filters: Filters = Filters()) -> list[Feedba
 
 def _summary_of(c: _Collected) -> Summary:
     pct = c.percentiles(LATENCY_QS, TTFT_QS)
-    row = c.sums.iloc[0] if len(c.sums) else None
-    return _summary(row, pct.iloc[0] if len(pct) else None, c.method)
+    if not c.groups:
+        return _summary(None, None, c.method, c.coverage)
+    return _summary(_row(c.sums, 0), _row(pct, 0), c.method, c.coverage)
 
 
 def _per_model_of(c: _Collected) -> list[Summary]:
-    pct = c.percentiles(LATENCY_QS, TTFT_QS).set_index("model")
-    out = []
-    for _, row in c.sums.iterrows():
-        s = _summary(row, pct.loc[row["model"]], c.method)
-        out.append(Summary(**{**s.__dict__, "model": str(row["model"])}))
-    return out
+    pct = c.percentiles(LATENCY_QS, TTFT_QS)  # aligned with c.sums
+    return [
+        replace(_summary(_row(c.sums, i), _row(pct, i), c.method, c.coverage), model=str(c.sums["model"][i]))
+        for i in range(c.groups)
+    ]
+
+
+def _row(columns: dict[str, np.ndarray], i: int) -> dict:
+    return {name: values[i] for name, values in columns.items()}
 
 
 def _timeseries_of(c: _Collected, step: timedelta) -> Timeseries:
     sums = c.sums
     pct = c.percentiles((50.0, 95.0), (50.0,))
+    decode_s = sums["decode_s"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_s = np.where(decode_s > 0, sums["decode_output_tokens"] / np.where(decode_s > 0, decode_s, 1.0), np.nan)
     out = pd.DataFrame(
         {
             "bucket": pd.to_datetime(sums["ts"].astype("int64"), unit="us", utc=True),
@@ -255,37 +274,38 @@ def _timeseries_of(c: _Collected, step: timedelta) -> Timeseries:
             "requests": sums["requests"],
             "errors": sums["errors"],
             "cancelled": sums["cancelled"],
-            "latency_p50_s": pct["latency_p50"].to_numpy(dtype=float),
-            "latency_p95_s": pct["latency_p95"].to_numpy(dtype=float),
-            "ttft_p50_s": pct["ttft_p50"].to_numpy(dtype=float),
+            "latency_p50_s": pct["latency_p50"],
+            "latency_p95_s": pct["latency_p95"],
+            "ttft_p50_s": pct["ttft_p50"],
             "input_tokens": sums["input_tokens"],
             "output_tokens": sums["output_tokens"],
-            "output_tokens_per_s": _ratio(sums["decode_output_tokens"], sums["decode_s"]),
+            "output_tokens_per_s": per_s.astype("float64"),
             "cost_nanousd": sums["cost_nanousd"],
             "cost_usd": sums["cost_nanousd"] / 1e9,
             "rss_after_max_bytes": sums[rollups.GAUGE_MAX],
             "system_available_min_bytes": sums[rollups.GAUGE_MIN],
         }
-    ).sort_values(["bucket", "model"], ignore_index=True)
+    )  # already in (bucket, model) order: the sums are sorted by their keys
     return Timeseries(out, step, c.method)
 
 
 def _histogram_of(c: _Collected, metric: str) -> Histogram:
-    groups, matrices = c.histograms()
-    g, b = np.nonzero(matrices[metric])
+    counts = c.matrices[metric]
+    g, b = np.nonzero(counts)
+    edges = [histogram.bounds(int(i)) for i in b]
     frame = pd.DataFrame(
         {
-            "model": groups["model"].to_numpy()[g] if len(g) else pd.Series(dtype=object),
+            "model": c.sums["model"][g] if len(g) else pd.Series(dtype=object),
             "bucket": b,
-            "lo_s": [histogram.bounds(int(i))[0] for i in b],
-            "hi_s": [histogram.bounds(int(i))[1] for i in b],
-            "count": matrices[metric][g, b],
+            "lo_s": [lo for lo, _ in edges],
+            "hi_s": [hi for _, hi in edges],
+            "count": counts[g, b],
         }
     )
     return Histogram(frame, c.method)
 
 
-def _summary(row: pd.Series | None, pct: pd.Series | None, method: Method) -> Summary:
+def _summary(row: dict | None, pct: dict | None, method: Method, coverage: Coverage | None) -> Summary:
     def num(name: str) -> int:
         return 0 if row is None else int(row[name])
 
@@ -293,9 +313,8 @@ def _summary(row: pd.Series | None, pct: pd.Series | None, method: Method) -> Su
         return None if row is None or not row[b] else float(row[a]) / float(row[b])
 
     def p(name: str) -> float | None:
-        if pct is None or name not in pct or pd.isna(pct[name]):
-            return None
-        return float(pct[name])
+        value = None if pct is None else pct.get(name)
+        return None if value is None or np.isnan(value) else float(value)
 
     requests_n = num("requests")
     return Summary(
@@ -303,6 +322,7 @@ def _summary(row: pd.Series | None, pct: pd.Series | None, method: Method) -> Su
         errors=num("errors"),
         cancelled=num("cancelled"),
         error_rate=num("errors") / requests_n if requests_n else None,
+        cancel_rate=num("cancelled") / requests_n if requests_n else None,
         latency_mean_s=ratio("latency_sum_s", "latency_n"),
         latency_p50_s=p("latency_p50"),
         latency_p95_s=p("latency_p95"),
@@ -317,8 +337,5 @@ def _summary(row: pd.Series | None, pct: pd.Series | None, method: Method) -> Su
         cost_usd=nanousd_to_usd(num("cost_nanousd")) or Decimal(0),
         unpriced=num("unpriced"),
         percentile_method=method,
+        coverage=coverage,
     )
-
-
-def _ratio(a: pd.Series, b: pd.Series) -> pd.Series:
-    return (a / b.where(b > 0)).astype("float64")
