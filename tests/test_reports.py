@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,3 +206,25 @@ def test_bench_sweeps_sizes_and_reports_every_figure(capsys: pytest.CaptureFixtu
     assert bench.sizes("10000,1_000") == [10000, 1000]
     with pytest.raises(argparse.ArgumentTypeError, match="whole numbers"):
         bench.sizes("10k")
+
+
+def test_the_page_says_which_rows_retention_cleaned_up(tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from chatwatch.ui.widgets.format import fmt_time
+
+    config = tmp_path / "chatwatch.toml"
+    config.write_text('[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\n')
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with Store.open(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}") as store:
+        store.write_many([make_record(started_at=now - timedelta(days=3) + timedelta(hours=i)) for i in range(70)])
+        store.prune(raw_before=now - timedelta(days=2), rollups_before=now - timedelta(days=30))
+        oldest = queries.list_requests(store, page_size=1000).records[-1].started_at
+    page = str(Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "dashboard.py")
+    at = AppTest.from_file(page, default_timeout=60)
+    at.run()
+    assert not at.exception
+    captions = "\n".join(c.value for c in at.caption)
+    assert "histogram" in captions
+    assert f"Raw request rows before {fmt_time(oldest)} UTC were cleaned up by retention" in captions

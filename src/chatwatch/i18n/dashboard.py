@@ -40,6 +40,22 @@ DASHBOARD_STRINGS: dict[str, dict[str, str]] = {
         "en": "Percentiles estimated from the minute/hour rollup histograms (within 5 %); counts, rates, "
         "tokens and costs are exact.",
     },
+    "dash.coverage.rollups": {
+        "es": "Las filas de peticiones anteriores al {date} UTC se borraron por retención: "
+        "lo anterior se cuenta con los resúmenes por minuto/hora.",
+        "en": "Raw request rows before {date} UTC were cleaned up by retention: "
+        "figures before then come from the minute/hour rollups.",
+    },
+    "dash.coverage.partial": {
+        "es": "Parcial: las filas de peticiones anteriores al {date} UTC se borraron por retención y "
+        "con estos filtros no se pueden contar; solo se incluye desde el {date}.",
+        "en": "Partial: raw request rows before {date} UTC were cleaned up by retention and cannot be "
+        "counted with these filters; only requests from {date} on are included.",
+    },
+    "dash.coverage.none": {
+        "es": "Parcial: todas las filas de peticiones de este rango se borraron por retención.",
+        "en": "Partial: every raw request row of this range was cleaned up by retention.",
+    },
     "dash.empty": {"es": "No hay peticiones en esta vista.", "en": "No requests in this view."},
     "dash.losses": {
         "es": "Faltan {n} peticiones en este rango: no se pudieron guardar y se perdieron ({reasons}).",

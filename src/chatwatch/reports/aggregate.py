@@ -169,12 +169,19 @@ def _decide(conn: sa.Connection, store: Store, filters: Filters) -> _Decision:
     if filters.needs_raw or not rollups_complete:
         return _Decision("exact", "raw", Coverage(raw_from, counted=False) if pruned else None)
     if pruned:
-        # A range starting inside a cleaned-up minute: that minute's raw edge is gone.
-        edge_lost = since is not None and since % (rollups.MINUTE_S * 1_000_000) != 0
+        # A range starting inside a cleaned-up minute that held requests: its raw edge is gone.
+        edge_lost = since is not None and since % (rollups.MINUTE_S * 1_000_000) != 0 and _has_minute(conn, since)
         return _Decision("histogram", "rollups", Coverage(raw_from, counted=not edge_lost))
     if int(estimated or 0) > store.exact_rows_limit:
         return _Decision("histogram", "rollups", None)
     return _Decision("exact", "rollups", None)
+
+
+def _has_minute(conn: sa.Connection, us: int) -> bool:
+    t = rollups_table.c
+    start = rollups.bucket_start(us, rollups.MINUTE_S)
+    q = sa.select(t.bucket_us).where(t.grain_s == rollups.MINUTE_S, t.bucket_us == start).limit(1)
+    return conn.execute(q).first() is not None
 
 
 def _reaches_pruned(

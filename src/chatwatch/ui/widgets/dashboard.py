@@ -106,6 +106,13 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
 def render_dashboard(data: DashboardData, lang: str, updated: datetime, range_label: str) -> None:
     st.caption(t("dash.updated", lang, time=updated.strftime("%H:%M:%S"), range=range_label))
     st.caption(t(f"dash.method.{data.overview.summary.percentile_method}", lang))
+    coverage = data.overview.summary.coverage  # retention cleaned up raw rows of this range
+    if coverage is not None:
+        if coverage.raw_from is None:
+            st.caption(t("dash.coverage.none", lang))
+        else:
+            key = "dash.coverage.rollups" if coverage.counted else "dash.coverage.partial"
+            st.caption(t(key, lang, date=fmt_time(coverage.raw_from)))
     if data.losses:
         st.warning(t("dash.losses", lang, n=f"{data.losses.count:,}", reasons="; ".join(data.losses.reasons)))
     items = kpis(data, lang, memory.sample())
