@@ -228,3 +228,23 @@ def test_the_page_says_which_rows_retention_cleaned_up(tmp_path, monkeypatch) ->
     captions = "\n".join(c.value for c in at.caption)
     assert "histogram" in captions
     assert f"Raw request rows before {fmt_time(oldest)} UTC were cleaned up by retention" in captions
+
+
+def test_histogram_estimates_beyond_the_range_are_bounds(sqlite_url: str) -> None:
+    from chatwatch.store import histogram
+
+    with Store.open(sqlite_url, exact_rows_limit=10) as store:
+        slow = [make_record(started_at=T0 + timedelta(minutes=i), latency_s=3 * 3600.0, ttft_s=0.5) for i in range(30)]
+        store.write_many(slow)
+        s = queries.summary(store, Filters(since=T0))
+        assert s.percentile_method == "histogram"
+        # Three hours is past the top bucket: "> 2 h", never a made-up number.
+        assert s.beyond["latency_p50_s"] == histogram.Beyond(histogram.HIGH_S, above=True)
+        assert s.latency_p50_s == histogram.HIGH_S and set(s.beyond) == {
+            "latency_p50_s",
+            "latency_p95_s",
+            "latency_p99_s",
+        }
+        assert s.ttft_p50_s == pytest.approx(0.5, rel=histogram.RELATIVE_ERROR)
+        exact = queries.summary(store, Filters(since=T0, session_id="session-1"))
+        assert exact.percentile_method == "exact" and exact.beyond == {} and exact.latency_p50_s == 3 * 3600.0

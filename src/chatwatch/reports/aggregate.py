@@ -320,7 +320,9 @@ class _Collected:
         out: dict[str, np.ndarray] = {}
         for metric, qs in (("latency", latency_qs), ("ttft", ttft_qs)):
             if self.method == "histogram":
-                est = histogram.percentiles_2d(self.matrices[metric], qs)
+                est, side = histogram.estimate_2d(self.matrices[metric], qs)
+                for i, q in enumerate(qs):  # +1 / -1: the entry is a bound beyond the buckets
+                    out[f"{metric}_p{q:g}_beyond"] = side[:, i]
             else:
                 v = self.values.get(metric) or _Values(np.zeros(0, np.int64), np.zeros(0))
                 est = percentiles_by_group(v.values, v.groups, self.groups, qs)

@@ -11,7 +11,7 @@ sums and histograms are read lives in `aggregate`; this module shapes them into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -31,6 +31,7 @@ from chatwatch.reports.aggregate import (  # noqa: F401 - Filters, request_condi
     request_conditions,
 )
 from chatwatch.store import histogram, rollups
+from chatwatch.store.histogram import Beyond
 from chatwatch.store.record import RequestRecord
 from chatwatch.store.records import Store, nanousd_to_usd, row_to_record
 from chatwatch.store.schema import feedback, requests
@@ -60,6 +61,10 @@ class Summary:
     cancel_rate: float | None = None  # cancelled / all requests; None without requests
     # Set when retention cleaned up raw rows inside the range (see aggregate.Coverage).
     coverage: Coverage | None = None
+    # Histogram estimates that lie beyond the histogram's range, by field name (e.g.
+    # "latency_p99_s": Beyond(7334.0, above=True), "> 2 h"): that field holds the bound, not
+    # an estimate, and must be shown as such.
+    beyond: dict[str, Beyond] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -338,4 +343,18 @@ def _summary(row: dict | None, pct: dict | None, method: Method, coverage: Cover
         unpriced=num("unpriced"),
         percentile_method=method,
         coverage=coverage,
+        beyond=_beyond(pct),
     )
+
+
+_PERCENTILE_FIELDS = ("latency_p50", "latency_p95", "latency_p99", "ttft_p50", "ttft_p95")
+
+
+def _beyond(pct: dict | None) -> dict[str, Beyond]:
+    """The Summary fields whose histogram estimate is a bound beyond the buckets' range."""
+    out = {}
+    for name in _PERCENTILE_FIELDS:
+        side = 0 if pct is None else int(pct.get(f"{name}_beyond", 0))
+        if side:
+            out[f"{name}_s"] = Beyond(float(pct[name]), above=side > 0)
+    return out
