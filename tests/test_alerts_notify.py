@@ -189,6 +189,7 @@ def test_hanging_webhook_never_delays_a_reply(sqlite_store, hanging_webhook, web
     t = time.monotonic()
     svc.close(timeout=5)
     assert time.monotonic() - t < 5
+    monitor.close()
 
 
 def test_publish_never_blocks_and_the_queue_is_bounded(alert_log):

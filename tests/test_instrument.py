@@ -7,6 +7,7 @@ from the stub server, which stands in only for what a local server cannot do.
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 import pytest
@@ -216,10 +217,9 @@ def test_a_store_failure_keeps_the_record_and_the_chat_goes_on(setup):
 def test_content_is_captured_only_when_configured_and_redacted(tmp_path, stub_server, port):
     cfg = settings_for(tmp_path, stub_server.base_url, port)
     cfg = cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"capture_content": True})})
-    store = Store.open(cfg.store_url)
-    monitor = Monitor(cfg, store, instance="test")
-    reply, _ = run(monitor, ModelRegistry(), cfg, "hosted", "mail me at ana@example.com, card 4111111111111111")
-    r = store.get(reply.record.id)
+    with Store.open(cfg.store_url) as store, contextlib.closing(Monitor(cfg, store, instance="test")) as monitor:
+        reply, _ = run(monitor, ModelRegistry(), cfg, "hosted", "mail me at ana@example.com, card 4111111111111111")
+        r = store.get(reply.record.id)
     assert "ana@example.com" not in r.prompt_text and "4111111111111111" not in r.prompt_text
     assert "mail me at" in r.prompt_text and r.response_text == "Hello, world!"
 

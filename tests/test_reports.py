@@ -248,3 +248,40 @@ def test_histogram_estimates_beyond_the_range_are_bounds(sqlite_url: str) -> Non
         assert s.ttft_p50_s == pytest.approx(0.5, rel=histogram.RELATIVE_ERROR)
         exact = queries.summary(store, Filters(since=T0, session_id="session-1"))
         assert exact.percentile_method == "exact" and exact.beyond == {} and exact.latency_p50_s == 3 * 3600.0
+
+
+def test_beyond_the_range_reads_as_a_bound_on_the_page_and_in_stats(tmp_path, monkeypatch, capsys) -> None:
+    """3 h replies on the histogram path (more requests in view than the exact limit): the
+    KPIs, the per-model caption and `chatwatch stats` say "> 2 h" (true: 7,200 s < the top
+    edge < 3 h), never a number."""
+    from streamlit.testing.v1 import AppTest
+
+    from chatwatch.cli import main
+
+    db = tmp_path / "data" / "chatwatch.db"
+    db.parent.mkdir()
+    now = datetime.now(UTC)
+    with Store.open(f"sqlite:///{db}") as store:
+        store.write_many(
+            [make_record(started_at=now - timedelta(minutes=5, seconds=i), latency_s=3 * 3600.0) for i in range(150)]
+        )
+    path = tmp_path / "chatwatch.toml"
+    path.write_text(
+        f'[app]\nlanguage = "en"\ndata_dir = "{tmp_path / "data"}"\nlog_dir = "{tmp_path / "logs"}"\n'
+        "[dashboard]\nexact_percentiles_max_rows = 100\n"
+        '[[models]]\nid = "smollm2"\nkind = "llama_cpp"\n'
+    )
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(path))
+
+    assert main(["stats", "--since", "1h"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:6] == ["all", "150", "0", "0.0%", ">", "2"]
+
+    page = Path(__file__).parent.parent / "src" / "chatwatch" / "ui" / "views" / "dashboard.py"
+    at = AppTest.from_file(str(page), default_timeout=60)
+    at.run()
+    assert not at.exception
+    kpis = {m.label: m.value for m in at.metric}
+    assert kpis["Latency p95"] == "> 2 h" and kpis["Latency p50"] == "> 2 h"
+    captions = "\n".join(c.value for c in at.caption)
+    assert "the table shows the bound: smollm2 Latency p50 > 2 h; smollm2 Latency p95 > 2 h" in captions

@@ -54,17 +54,27 @@ def cmd_stats(args) -> int:
 
     settings = load(args.config)
     filters = _filters(args)
-    with Store.open(settings.store_url) as store:
+    # The dashboard's store settings, so stats and the page take the same path (exact or
+    # histogram) for the same range.
+    with Store.from_settings(settings) as store:
         rows = [("all", summary(store, filters))] + [(s.model, s) for s in per_model(store, filters)]
     # Percentiles are the reports summary's (chatwatch.reports.percentile), never recomputed here.
     print(f"{'model':<22}{'requests':>9}{'errors':>8}{'err%':>7}{'p50 s':>8}{'p95 s':>8}  cost")
     for name, s in rows:
-        p50 = "-" if s.latency_p50_s is None else f"{s.latency_p50_s:.2f}"
-        p95 = "-" if s.latency_p95_s is None else f"{s.latency_p95_s:.2f}"
+        p50, p95 = (_seconds(s, f) for f in ("latency_p50_s", "latency_p95_s"))
         rate = (s.error_rate or 0.0) * 100
         cost = cost_text(s.cost_usd, s.unpriced, s.requests)
         print(f"{name:<22}{s.requests:>9}{s.errors:>8}{rate:>6.1f}%{p50:>8}{p95:>8}  {cost}")
     return 0
+
+
+def _seconds(s, field: str) -> str:
+    """A percentile in seconds, or the histogram's bound ("> 2 h") when it lies beyond it."""
+    beyond = s.beyond.get(field)
+    if beyond is not None:
+        return beyond.text
+    value = getattr(s, field)
+    return "-" if value is None else f"{value:.2f}"
 
 
 def cost_text(cost_usd: Decimal, unpriced: int, requests: int) -> str:

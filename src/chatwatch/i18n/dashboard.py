@@ -127,6 +127,10 @@ DASHBOARD_STRINGS: dict[str, dict[str, str]] = {
     "dash.models_table": {"es": "Comparación por modelo", "en": "Per-model comparison"},
     "dash.errors_table": {"es": "Errores recientes", "en": "Recent errors"},
     "dash.no_errors": {"es": "Sin errores en esta vista.", "en": "No errors in this view."},
+    "dash.beyond": {
+        "es": "Fuera del rango del histograma (0,1 ms a 2 h), la tabla muestra el límite: {cells}.",
+        "en": "Beyond the histogram's range (0.1 ms to 2 h), the table shows the bound: {cells}.",
+    },
     "dash.export": {"es": "Exportar la vista filtrada", "en": "Export the filtered view"},
     "dash.export.json": {"es": "Descargar JSON", "en": "Download JSON"},
     "dash.export.csv": {"es": "Descargar CSV", "en": "Download CSV"},

@@ -64,6 +64,17 @@ class Beyond:
     bound_s: float
     above: bool = True
 
+    @property
+    def text(self) -> str:
+        """How a page or the CLI says it, rounded outwards so it stays true: a bound of
+        7,334 s above reads "> 2 h", one of 96 µs below reads "< 0.1 ms"."""
+        for unit, size in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3)):
+            if self.bound_s >= size or unit == "ms":
+                x = self.bound_s / size
+                x = math.floor(x * 10) / 10 if self.above else math.ceil(x * 10) / 10
+                return f"{'>' if self.above else '<'} {x:g} {unit}"
+        raise AssertionError("unreachable")
+
 
 class Estimates(NamedTuple):
     """`estimate_2d`'s result: `values` (groups x qs) holds the estimate, the bound (where

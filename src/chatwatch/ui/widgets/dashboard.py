@@ -31,6 +31,7 @@ from chatwatch.ui.widgets.format import (
     fmt_cost,
     fmt_int,
     fmt_pct,
+    fmt_percentile,
     fmt_rate,
     fmt_satisfaction,
     fmt_seconds,
@@ -68,11 +69,11 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
             t("dash.kpi.cancel_rate.help", lang, cancelled=f"{s.cancelled:,}", requests=f"{s.requests:,}"),
         ),
         (t("dash.kpi.latency_mean", lang), fmt_seconds(s.latency_mean_s), None, None),
-        (t("dash.kpi.latency_p50", lang), fmt_seconds(s.latency_p50_s), None, None),
-        (t("dash.kpi.latency_p95", lang), fmt_seconds(s.latency_p95_s), None, None),
-        (t("dash.kpi.latency_p99", lang), fmt_seconds(s.latency_p99_s), None, None),
-        (t("dash.kpi.ttft_p50", lang), fmt_seconds(s.ttft_p50_s), None, None),
-        (t("dash.kpi.ttft_p95", lang), fmt_seconds(s.ttft_p95_s), None, None),
+        (t("dash.kpi.latency_p50", lang), fmt_percentile(s, "latency_p50_s"), None, None),
+        (t("dash.kpi.latency_p95", lang), fmt_percentile(s, "latency_p95_s"), None, None),
+        (t("dash.kpi.latency_p99", lang), fmt_percentile(s, "latency_p99_s"), None, None),
+        (t("dash.kpi.ttft_p50", lang), fmt_percentile(s, "ttft_p50_s"), None, None),
+        (t("dash.kpi.ttft_p95", lang), fmt_percentile(s, "ttft_p95_s"), None, None),
         (
             t("dash.kpi.tokens_per_s", lang),
             fmt_rate(s.output_tokens_per_s),
@@ -151,6 +152,14 @@ def render_dashboard(data: DashboardData, lang: str, updated: datetime, range_la
                 ),
             },
         )
+        beyond = [
+            f"{s.model} {t('dash.kpi.' + name.removesuffix('_s'), lang)} {b.text}"
+            for s in ov.per_model
+            for name, b in s.beyond.items()
+            if not name.endswith("_p99_s")  # the table has no p99 column
+        ]
+        if beyond:
+            st.caption(t("dash.beyond", lang, cells="; ".join(beyond)))
     st.subheader(t("dash.errors_table", lang))
     if data.recent_errors:
         st.dataframe(charts.errors_table(data.recent_errors, lang), hide_index=True, placeholder=EMPTY_CELL)

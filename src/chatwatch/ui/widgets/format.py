@@ -37,6 +37,13 @@ def fmt_seconds(s: float | None) -> str:
     return f"{s:,.0f} s"
 
 
+def fmt_percentile(summary, field: str) -> str:
+    """A summary's percentile field: its value, or "> 2 h" / "< 0.1 ms" when the histogram
+    estimate lies beyond the buckets' range (the field then holds only the bound)."""
+    beyond = summary.beyond.get(field)
+    return beyond.text if beyond is not None else fmt_seconds(getattr(summary, field))
+
+
 def _sig3(x: float) -> str:
     """Three significant digits, trailing zeros kept so values line up ("1.00", "12.5")."""
     if x <= 0:
