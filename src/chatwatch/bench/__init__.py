@@ -6,19 +6,7 @@ Each benchmark is a module here exposing:
     run(args: argparse.Namespace, settings: chatwatch.config.Settings) -> dict
 `run` prints human-readable progress to stdout; the CLI then prints the returned figures
 as one JSON object on the last line.
+
+The CLI lists the benchmarks by file name and imports only the one that runs, so neither
+`chatwatch --version` nor `ask` pays for numpy-heavy benchmark modules.
 """
-
-from __future__ import annotations
-
-import importlib
-import pkgutil
-from types import ModuleType
-
-
-def available() -> dict[str, ModuleType]:
-    found: dict[str, ModuleType] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        found[info.name] = importlib.import_module(f"{__name__}.{info.name}")
-    return found
