@@ -88,3 +88,22 @@ def test_config_edit_keeps_unchanged_models_and_closes_changed_ones(tmp_path):
         _ask(rt)
         assert new_local.loaded and _loads(rt) == 2
     assert rt.closed and not new_local.loaded
+
+
+def test_a_reply_in_progress_outlives_a_config_swap(tmp_path):
+    """The old runtime is closed while a session is still reading its reply: the reply
+    finishes on the kept model, its record is committed, and no thread is left behind."""
+    raw = _raw(tmp_path)
+    before = _threads()
+    with Runtimes() as runtimes:
+        old = runtimes.get(config.parse(raw))
+        reply = old.chat("smollm2", HI, GenerationSettings(max_tokens=24, seed=3), session_id="t")
+        first = next(reply)
+        edited = copy.deepcopy(raw)
+        edited["models"][1]["timeout_s"] = 11
+        new = runtimes.get(config.parse(edited))
+        assert old.closed and new.model("smollm2")[0] is old.model("smollm2")[0]
+        rest = "".join(reply)
+        assert reply.record is not None and reply.record.status == "ok" and reply.text == first + rest
+        assert new.store.get(reply.record.id) == reply.record
+    assert _threads() <= before

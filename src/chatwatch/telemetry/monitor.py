@@ -181,7 +181,9 @@ class Monitor:
             self._listeners.append(listener)
 
     def _notify_later(self, record: RequestRecord) -> None:
-        if not self._listeners:
+        # After close() (a reply that outlived its runtime) the listeners are closed too; the
+        # record is in the store, where the next runtime's alert timer reads it.
+        if not self._listeners or self._closed:
             return
         with self._pending_cond:
             self._pending_after += 1
