@@ -246,6 +246,10 @@ def test_histogram_estimates_beyond_the_range_are_bounds(sqlite_url: str) -> Non
             "latency_p99_s",
         }
         assert s.ttft_p50_s == pytest.approx(0.5, rel=histogram.RELATIVE_ERROR)
+        # The chart's series never carries the bound as if it were a value.
+        ts = load_dashboard(store, Filters(since=T0), timedelta(minutes=5)).overview.timeseries.frame
+        assert ts["requests"].sum() == 30 and ts["latency_p50_s"].isna().all() and ts["latency_p95_s"].isna().all()
+        assert ts["ttft_p50_s"].notna().all()
         exact = queries.summary(store, Filters(since=T0, session_id="session-1"))
         assert exact.percentile_method == "exact" and exact.beyond == {} and exact.latency_p50_s == 3 * 3600.0
 

@@ -266,6 +266,14 @@ def _row(columns: dict[str, np.ndarray], i: int) -> dict:
     return {name: values[i] for name, values in columns.items()}
 
 
+def _measured(pct: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A percentile column with the cells beyond the histogram's range blanked (NaN): such a
+    cell holds only a bound, and a chart must not plot a bound as a measurement."""
+    values = np.asarray(pct[name], dtype=float)
+    beyond = pct.get(f"{name}_beyond")
+    return values if beyond is None else np.where(np.asarray(beyond) != 0, np.nan, values)
+
+
 def _timeseries_of(c: _Collected, step: timedelta) -> Timeseries:
     sums = c.sums
     pct = c.percentiles((50.0, 95.0), (50.0,))
@@ -279,9 +287,9 @@ def _timeseries_of(c: _Collected, step: timedelta) -> Timeseries:
             "requests": sums["requests"],
             "errors": sums["errors"],
             "cancelled": sums["cancelled"],
-            "latency_p50_s": pct["latency_p50"],
-            "latency_p95_s": pct["latency_p95"],
-            "ttft_p50_s": pct["ttft_p50"],
+            "latency_p50_s": _measured(pct, "latency_p50"),
+            "latency_p95_s": _measured(pct, "latency_p95"),
+            "ttft_p50_s": _measured(pct, "ttft_p50"),
             "input_tokens": sums["input_tokens"],
             "output_tokens": sums["output_tokens"],
             "output_tokens_per_s": per_s.astype("float64"),
