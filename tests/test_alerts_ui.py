@@ -186,7 +186,7 @@ def test_live_alerts_fragment(app_config):
     script = """
 from chatwatch.ui.state import lang, runtime
 from chatwatch.ui.widgets.alerts import render_live_alerts
-render_live_alerts(runtime(), lang(), every_s=60)
+render_live_alerts(lang(), every_s=60)
 """
     at = AppTest.from_string(script, default_timeout=30).run()
     assert not at.exception

@@ -132,7 +132,7 @@ def error_type_options(settings: Settings) -> list[str]:
     return _error_types(settings.store_url, settings.dashboard.exact_percentiles_max_rows)
 
 
-def request_detail(settings: Settings, request_id: str) -> tuple[RequestRecord | None, dq.FeedbackEntry | None]:
+def request_detail(request_id: str) -> tuple[RequestRecord | None, dq.FeedbackEntry | None]:
     """One request and its feedback, read fresh (a detail is opened one at a time)."""
     store = runtime().store
     return store.get(request_id), dq.feedback_for(store, request_id)

@@ -22,7 +22,7 @@ rt = runtime()
 state = st.session_state
 state.setdefault("messages", [])
 state.setdefault("conversation_id", str(uuid.uuid4()))
-render_live_alerts(rt, L)
+render_live_alerts(L)
 health = rt.monitor.health()  # records the store could not take yet, and records lost
 if health.degraded:
     st.warning(t("chat.monitoring_degraded", L, unsaved=health.unsaved, reason=health.reason, lost=health.lost))

@@ -17,11 +17,10 @@ from chatwatch.ui.widgets.filters import dashboard_view
 
 L = lang()
 cfg = settings()
-store = runtime().store
 every_s = cfg.dashboard.refresh_seconds
 
 st.title(t("dash.title", L))
-render_live_alerts(runtime(), L)
+render_live_alerts(L)
 view = dashboard_view(L, model_options(cfg), session_id())
 live = st.sidebar.toggle(t("dash.live", L, seconds=every_s), value=True, key="dash_live", help=t("dash.live.help", L))
 
@@ -31,10 +30,10 @@ live = st.sidebar.toggle(t("dash.live", L, seconds=every_s), value=True, key="da
 def board() -> None:
     now = datetime.now(UTC)
     filters = view.filters(now, align_s=every_s)
-    data = dashboard(cfg, filters, now)
+    data = dashboard(settings(), filters, now)  # a tick does not rerun the page: the config may have changed
     label = view.label(L) if live else f"{view.label(L)} · {t('dash.paused', L)}"
     render_dashboard(data, L, now, label)
 
 
 board()
-render_export(store, lambda: view.filters(datetime.now(UTC), align_s=every_s), L, datetime.now(UTC))
+render_export(lambda: runtime().store, lambda: view.filters(datetime.now(UTC), align_s=every_s), L, datetime.now(UTC))

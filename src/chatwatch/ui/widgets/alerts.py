@@ -3,7 +3,7 @@ new alert event (fired, still firing, resolved) since the session last looked.
 
     render_alert_banner(runtime(), lang())
     toast_new_alerts(runtime(), lang())
-    render_live_alerts(runtime(), lang(), every_s=5)   # both, refreshed in a fragment
+    render_live_alerts(lang(), every_s=5)              # both, refreshed in a fragment
 
 Reading alerts must never break the page it sits on: failures are logged and skipped.
 """
@@ -14,10 +14,10 @@ import logging
 
 import streamlit as st
 
-import chatwatch.i18n  # noqa: F401
 from chatwatch.alerts.model import AlertEvent
 from chatwatch.alerts.text import firing_value, fmt_threshold, fmt_time, kind_label, summary
 from chatwatch.i18n import t
+from chatwatch.ui.state import runtime
 
 log = logging.getLogger("chatwatch.alerts")
 
@@ -85,14 +85,17 @@ def toast_new_alerts(runtime, lang: str) -> list[AlertEvent]:
     return events
 
 
-def render_live_alerts(runtime, lang: str, every_s: float | None = None) -> None:
+def render_live_alerts(lang: str, every_s: float | None = None) -> None:
     """Banner and toasts in a fragment that reruns on its own every `every_s` seconds
-    (default: the dashboard refresh), so open sessions see alerts without interacting."""
-    every = every_s if every_s is not None else runtime.settings.dashboard.refresh_seconds
+    (default: the dashboard refresh), so open sessions see alerts without interacting.
+    Each tick asks for the current runtime: a tick does not rerun the page, and after a
+    config edit the runtime the page last saw is closed."""
+    every = every_s if every_s is not None else runtime().settings.dashboard.refresh_seconds
 
     @st.fragment(run_every=every)
     def live() -> None:
-        render_alert_banner(runtime, lang)
-        toast_new_alerts(runtime, lang)
+        current = runtime()
+        render_alert_banner(current, lang)
+        toast_new_alerts(current, lang)
 
     live()

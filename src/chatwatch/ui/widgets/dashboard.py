@@ -1,5 +1,5 @@
 """Streamlit rendering of the dashboard and of one request's detail. Logic lives in the
-pure modules (dashboard_charts, dashboard_format, dashboard_logs); this only lays it out.
+pure modules (widgets/charts.py, widgets/format.py, reports/logsearch.py); this only lays it out.
 
 Text that came from prompts, replies, errors or logs goes through st.dataframe, st.text
 or st.code only, which show it as text (never markdown or HTML). Every table shows an
@@ -167,7 +167,7 @@ def render_dashboard(data: DashboardData, lang: str, updated: datetime, range_la
         st.caption(t("dash.no_errors", lang))
 
 
-def render_export(store: Store, filters_at: Callable[[], Filters], lang: str, now: datetime) -> None:
+def render_export(store_at: Callable[[], Store], filters_at: Callable[[], Filters], lang: str, now: datetime) -> None:
     """One click each: the file is produced when clicked (a callable), never behind a button,
     for the view's filters at that moment (`filters_at()`).
 
@@ -180,7 +180,7 @@ def render_export(store: Store, filters_at: Callable[[], Filters], lang: str, no
     for col, fmt in ((json_col, "json"), (csv_col, "csv")):
         col.download_button(
             t(f"dash.export.{fmt}", lang),
-            data=_export(store, fmt, filters_at),
+            data=_export(store_at, fmt, filters_at),
             file_name=f"chatwatch-requests-{stamp}.{fmt}",
             mime=MEDIA_TYPES[fmt],
             icon="⬇️",
@@ -190,9 +190,12 @@ def render_export(store: Store, filters_at: Callable[[], Filters], lang: str, no
         )
 
 
-def _export(store: Store, fmt: Format, filters_at: Callable[[], Filters]) -> Callable[[], str]:
+def _export(store_at: Callable[[], Store], fmt: Format, filters_at: Callable[[], Filters]) -> Callable[[], str]:
+    """The file made at the click, from the store and view of that moment (the runtime may
+    have been swapped by a config edit since the button was drawn)."""
+
     def produce() -> str:
-        return export_data(store, fmt, filters_at())()
+        return export_data(store_at(), fmt, filters_at())()
 
     return produce
 
@@ -201,7 +204,7 @@ def _export(store: Store, fmt: Format, filters_at: Callable[[], Filters]) -> Cal
 
 
 def render_request_detail(settings: Settings, request_id: str, lang: str) -> None:
-    record, thumb = request_detail(settings, request_id)
+    record, thumb = request_detail(request_id)
     if record is None:
         st.warning(t("req.not_found", lang))
         return
