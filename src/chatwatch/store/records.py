@@ -66,6 +66,8 @@ _PRUNE_TARGETS: tuple[tuple[str, sa.Table, Any, sa.Column, tuple, str], ...] = (
         for grain in rollups.GRAINS_S
     ),
 )
+# The tables `prune` empties, in the order it runs (the stages its progress reports).
+PRUNE_STAGES: tuple[str, ...] = tuple(dict.fromkeys(target[0] for target in _PRUNE_TARGETS))
 
 
 def to_us(ts: datetime) -> int:

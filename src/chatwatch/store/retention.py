@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from chatwatch.background import BackgroundThread
 from chatwatch.logs.rotation import prune_logs
 from chatwatch.store import leases
-from chatwatch.store.records import Store, from_us, to_us
+from chatwatch.store.records import PRUNE_STAGES, Store, from_us, to_us
 from chatwatch.store.rollups import HOUR_S, bucket_start
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ log = logging.getLogger("chatwatch.retention")
 
 LEASE_NAME = "retention"
 # Stages reported to `progress`, in the order they run (the store's table names).
-STAGES = ("requests", "feedback", "model_loads", "record_losses", "rollups")
+STAGES = PRUNE_STAGES
 Progress = Callable[[str, int, int], None]  # (stage, rows deleted so far, rows to delete)
 
 # Names this process in lease rows: the pid alone can be reused, the instance may be shared.
@@ -84,6 +84,7 @@ class CleanupReport:
             "feedback_rows": self.feedback,
             "model_load_rows": self.model_loads,
             "rollup_rows": self.rollups,
+            "record_loss_rows": self.record_losses,
             "log_files": len(self.log_files),
             "bytes_freed": self.bytes_freed,
             "duration_s": round(self.duration_s, 3),
@@ -153,13 +154,15 @@ def run_cleanup(
     )
     verb = "would delete" if dry_run else "deleted"
     log.info(
-        "retention cleanup (%s): %s %d raw rows, %d rollup rows, %d feedback, %d model loads, %d log files",
+        "retention cleanup (%s): %s %d raw rows, %d rollup rows, %d feedback, %d model loads, %d record losses, "
+        "%d log files",
         trigger,
         verb,
         report.requests,
         report.rollups,
         report.feedback,
         report.model_loads,
+        report.record_losses,
         len(report.log_files),
         extra={**report.extra(), "trigger": trigger},
     )
