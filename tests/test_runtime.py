@@ -41,8 +41,10 @@ def _ask(rt: Runtime) -> None:
     assert reply.record is not None and reply.record.status == "ok"
 
 
-def _threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("chatwatch")}
+def _threads() -> set[threading.Thread]:
+    """chatwatch's live threads, as objects: one another test left running under the same
+    name must not hide a thread this test leaks."""
+    return {t for t in threading.enumerate() if t.name.startswith("chatwatch")}
 
 
 def test_close_joins_every_thread_it_started(tmp_path):
