@@ -34,7 +34,7 @@ from chatwatch.models.contract import ChatModel, GenerationSettings, LoadEvent, 
 from chatwatch.models.registry import ModelRegistry
 from chatwatch.store.records import Store
 from chatwatch.store.retention import RetentionTask
-from chatwatch.telemetry.monitor import Monitor, MonitoredStream, default_instance
+from chatwatch.telemetry.monitor import Monitor, MonitoredStream
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,12 @@ class Runtime:
             level=s.logs.level,
             max_mb=s.logs.max_mb,
             log_days=s.retention.log_days,
-            capture_content=s.privacy.capture_content,
             console=self.role != "cli",  # the CLI prints its own one-line errors; the file has everything
         )
-        if hasattr(logs, "close"):
-            self._stack.callback(logs.close)
+        self._stack.callback(logs.close)
         self.store = Store.from_settings(s)
         self._stack.callback(self.store.close)
-        self.monitor = Monitor(s, self.store, instance=s.app.instance or default_instance())
+        self.monitor = Monitor(s, self.store)  # its instance: [app] instance, else host:pid
         self._stack.callback(self.monitor.close)
         if models is None:
             models = ModelRegistry()

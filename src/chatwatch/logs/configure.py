@@ -242,7 +242,6 @@ class LogSetup:
         role: str,
         instance: str,
         level: int,
-        capture_content: bool,
         max_bytes: int,
         log_days: float,
         console: bool,
@@ -250,8 +249,6 @@ class LogSetup:
         queue_size: int,
     ) -> None:
         self.log_dir, self.role, self.instance, self.level = log_dir, role, instance, level
-        # Kept for callers that ask; log lines never carry prompt or answer text either way.
-        self.capture_content = capture_content
         self.log_days = log_days
         self.stem = f"chatwatch-{safe_name(role)}-{safe_name(instance)}"
         self.file_handler: DailySizeRotatingFileHandler | None = None
@@ -361,7 +358,6 @@ def configure_logging(
     level: str | int = "INFO",
     max_mb: float = 20,
     log_days: float = 14,
-    capture_content: bool = False,
     console: bool = True,
     today: Callable[[], date] = utc_today,
     queue_size: int = QUEUE_SIZE,
@@ -382,7 +378,6 @@ def configure_logging(
         role=role,
         instance=instance or _default_instance(),
         level=_level(level),
-        capture_content=capture_content,
         max_bytes=max(1, int(max_mb * 1024 * 1024)),
         log_days=log_days,
         console=console,
