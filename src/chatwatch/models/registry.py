@@ -72,10 +72,6 @@ class ModelRegistry:
             _close(model)
         return [m.id for _, m in gone]
 
-    def loaded(self) -> list[ChatModel]:
-        with self._lock:
-            return list(self._models.values())
-
     def add_load_listener(self, listener: LoadListener) -> None:
         with self._lock:
             if listener not in self._listeners:

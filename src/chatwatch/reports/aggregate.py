@@ -112,12 +112,6 @@ def choose_method(store: Store, filters: Filters) -> Method:
         return _decide(conn, store, filters).method
 
 
-def estimated_requests(store: Store, filters: Filters) -> int:
-    """Requests in the range rounded out to whole hours: one cheap read of hour rollups."""
-    with _reading(store) as conn:
-        return int(conn.execute(sa.select(_estimated(filters))).scalar_one())
-
-
 @contextmanager
 def _reading(store: Store) -> Iterator[sa.Connection]:
     """One read transaction: SQLite's begin hook opens a WAL snapshot; PostgreSQL gets
@@ -511,7 +505,6 @@ def _fold(columns: dict[str, np.ndarray], keys: list[str]) -> tuple[np.ndarray, 
 
 
 _SUMMED = (*_INT_VALUES, *_FLOAT_VALUES, "errors", "cancelled")
-_SUMS_COLUMNS = (*_SUMMED, rollups.GAUGE_MAX, rollups.GAUGE_MIN)
 
 
 def _reduce(columns: dict[str, np.ndarray], keys: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -25,9 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from chatwatch.store.histogram import percentiles as estimate  # noqa: F401 - the histogram method
-
-__all__ = ["estimate", "percentile", "percentiles", "percentiles_by_group"]
+__all__ = ["percentile", "percentiles", "percentiles_by_group"]
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:

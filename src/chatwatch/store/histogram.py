@@ -168,12 +168,6 @@ def percentiles(counts: np.ndarray | Mapping[int, int], qs: Sequence[float]) -> 
     return out
 
 
-def percentiles_2d(counts: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    """`estimate_2d(counts, qs).values`: where a percentile lies beyond the range the entry
-    is its bound; callers that show numbers should use `estimate_2d` and show those as such."""
-    return estimate_2d(counts, qs).values
-
-
 def estimate_2d(counts: np.ndarray, qs: Sequence[float]) -> Estimates:
     """Row-wise percentiles of a (groups x SIZE) count matrix, (groups x len(qs)) each.
     Vectorised so a 7-day timeseries needs no Python loop per bucket.

@@ -303,8 +303,3 @@ class Store:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(requests)).scalar_one()
-
-    def oldest_raw_us(self) -> int | None:
-        """Start of the oldest request still stored raw (an index lookup)."""
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.min(requests.c.started_us))).scalar()
