@@ -149,7 +149,10 @@ class ServerTokenizer:
     def _chat_template(self) -> ChatTemplate | None:
         with self._lock:
             if self._template is _UNREAD:
-                self._template = self._read_template()
+                template = self._read_template()
+                if template is not _UNREAD:  # the server did not answer: ask again next time
+                    self._template = template
+                return None if template is _UNREAD else template
             return self._template  # type: ignore[return-value]
 
     def _read_template(self) -> ChatTemplate | None:
@@ -158,7 +161,12 @@ class ServerTokenizer:
         try:
             with urllib.request.urlopen(req, timeout=self._timeout_s) as resp:
                 ids = [m.get("id", "") for m in json.loads(resp.read()).get("data", [])]
-        except (OSError, ValueError, AttributeError, TypeError):
+        except urllib.error.HTTPError as exc:  # answered, with no model list: final
+            exc.close()
+            return None
+        except OSError:  # unreachable or busy (timeout): not an answer, so not final
+            return _UNREAD  # type: ignore[return-value]
+        except (ValueError, AttributeError, TypeError):  # an answer we cannot read: final
             return None
         paths = [i for i in ids if isinstance(i, str) and i.endswith(".gguf")]
         if len(paths) != 1:  # none, or several models: which one serves this request is unknown
