@@ -175,8 +175,9 @@ def _digits(m: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Replace e-mails, credentials, long secret-looking tokens and long digit runs."""
-    text = redact_secret_shapes(text)
+    """Replace registered secrets, key shapes, e-mails, credentials, long secret-looking
+    tokens and long digit runs (`scrub` first, so content needs only this one call)."""
+    text = scrub(text)
     text = _ASSIGN_LOOSE.sub(_assignment, text)
     text = _EMAIL.sub(EMAIL, text)
     text = _LONG_TOKEN.sub(_long_token, text)

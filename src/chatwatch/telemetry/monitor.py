@@ -406,8 +406,8 @@ class Monitor:
             max_tokens=settings.max_tokens,
             finish_reason=(result.finish_reason if result else None),
             app_version=__version__,
-            prompt_text=redact_text(scrub(prompt)) if self.capture_content else None,
-            response_text=redact_text(scrub(text)) if self.capture_content else None,
+            prompt_text=redact_text(prompt) if self.capture_content else None,
+            response_text=redact_text(text) if self.capture_content else None,
         )
 
     # -- records the store could not take ---------------------------------------------
