@@ -16,9 +16,9 @@ How it fits together (standard library handlers throughout):
   sets, copied onto the record in the logging thread, so each Streamlit session (each
   thread or task) tags lines with its own ids. Worker threads do not inherit context
   variables: run them with `contextvars.copy_context().run`.
-* Registered secrets and key-shaped strings are scrubbed by `privacy.SecretFilter`, a filter
-  on each handler, so it runs in the listener thread and nothing reaches a handler
-  unscrubbed. Prompt and answer text is never logged (the monitor logs lengths only).
+* Registered secrets and key-shaped strings are scrubbed by `privacy.SecretFilter`, run once
+  per line by the listener before any handler sees it, so it runs in the listener thread
+  and nothing reaches a handler unscrubbed. Prompt and answer text is never logged (the monitor logs lengths only).
 * The queue is bounded (`queue_size` lines): if the writer falls that far behind, new lines
   are dropped rather than memory growing, counted, and the count is written to the log as
   soon as the writer catches up (`LogSetup.dropped`).
@@ -160,20 +160,6 @@ class _QueueHandler(QueueHandler):
 
 
 # -- the listener's side --------------------------------------------------------------------
-class _ScrubOnce(SecretFilter):
-    """`SecretFilter`, shared by the console and file handlers: one scrub per line."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last: logging.LogRecord | None = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record is not self._last:  # only the listener thread calls this
-            super().filter(record)
-            self._last = record
-        return True
-
-
 class _FlushMarker:
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -181,11 +167,14 @@ class _FlushMarker:
 
 class _Listener(QueueListener):
     """The stdlib listener, plus: a named thread (so `close()` can be checked to join it), a
-    flush marker, and a line saying how many lines the full queue dropped."""
+    flush marker, a line saying how many lines the full queue dropped, and the secret
+    filter, run once per line here on the writer thread (never in the request's thread)
+    before the line goes to the console and file handlers."""
 
     def __init__(self, q: queue.SimpleQueue, handlers: list[logging.Handler], source: _QueueHandler) -> None:
         super().__init__(q, *handlers, respect_handler_level=True)
         self.source = source
+        self.secrets = SecretFilter()
         self.reported = 0
 
     def start(self) -> None:
@@ -203,6 +192,7 @@ class _Listener(QueueListener):
                 for handler in self.handlers:
                     handler.flush()
                 return
+            self.secrets.filter(record)
             super().handle(record)
             if self.source.dropped != self.reported:
                 self.report_drops()
@@ -274,7 +264,6 @@ class LogSetup:
     def _start(self) -> None:
         """Open the file and start the writer thread (the previous owner has let go)."""
         max_bytes, console, today = self._settings
-        scrub = _ScrubOnce()
         handlers: list[logging.Handler] = []
         if console:
             self.console_handler = logging.StreamHandler(sys.stderr)
@@ -291,8 +280,6 @@ class LogSetup:
         else:
             self.file_handler.setFormatter(JsonFormatter(role=self.role, instance=self.instance))
             handlers.append(self.file_handler)
-        for handler in handlers:
-            handler.addFilter(scrub)
         self._listener = _Listener(self._queue, handlers, self.queue_handler)
         self._listener.start()
 
