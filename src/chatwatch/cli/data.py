@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import TextIO
 
 from chatwatch.config import ConfigError, load
+from chatwatch.store.record import exact_usd
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -85,7 +86,7 @@ def cost_text(cost_usd: Decimal, unpriced: int, requests: int) -> str:
         return "-"
     if unpriced >= requests:
         return "unpriced"
-    text = f"${format(cost_usd.normalize(), 'f')}"
+    text = f"${exact_usd(cost_usd)}"
     return f"{text} + {unpriced} unpriced" if unpriced else text
 
 

@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from chatwatch.store.record import EXPORT_FIELDS
+from chatwatch.store.record import EXPORT_FIELDS, exact_usd
 
 if TYPE_CHECKING:
     from chatwatch.reports.aggregate import Filters
@@ -130,7 +130,7 @@ def json_number(value: Decimal | str | int) -> str:
         raise TypeError(f"an exact decimal must be a Decimal, decimal text or int, not {type(value).__name__}")
     try:
         x = Decimal(value)
-        text = format(x.normalize(), "f") if x.is_finite() else ""
+        text = exact_usd(x) if x.is_finite() else ""
     except ArithmeticError:
         text = ""
     if text and "." not in text:

@@ -15,6 +15,13 @@ PriceSource = Literal["genai-prices", "config", "local", "unpriced"]
 NANO = Decimal("1e-9")
 
 
+def exact_usd(cost: Decimal) -> str:
+    """The exact stored sum as plain decimal text ("0.000123456", "12"): no exponent, no
+    rounding. Every place that writes a cost as text (exports, CLI, pages) uses this."""
+    text = format(cost.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
 @dataclass
 class RequestRecord:
     id: str
@@ -67,7 +74,7 @@ class RequestRecord:
         """JSON-ready export form: ISO 8601 time, cost as a decimal string."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         d["started_at"] = iso(self.started_at)
-        d["cost_usd"] = None if self.cost_usd is None else format(self.cost_usd.normalize(), "f")
+        d["cost_usd"] = None if self.cost_usd is None else exact_usd(self.cost_usd)
         return d
 
 

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from chatwatch.i18n import t
 from chatwatch.reports.queries import FeedbackCount, Histogram, Summary
 from chatwatch.store import histogram
-from chatwatch.store.record import RequestRecord
+from chatwatch.store.record import RequestRecord, exact_usd
 from chatwatch.ui.widgets.format import MB, NONE, fmt_time, label
 
 PALETTE = qualitative.Plotly
@@ -298,7 +298,7 @@ def requests_table(records: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
             np.nan if r.ttft_s is None else r.ttft_s,
             f"{'–' if r.input_tokens is None else r.input_tokens} / {'–' if r.output_tokens is None else r.output_tokens}",
             # Text, so an unpriced request reads empty rather than a made-up 0.
-            "" if r.cost_usd is None else format(r.cost_usd.normalize(), "f"),
+            "" if r.cost_usd is None else exact_usd(r.cost_usd),
             r.session_id,
             r.id,
             r.error_message or "",

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from chatwatch.i18n import STRINGS, t
+from chatwatch.store.record import exact_usd
 
 NONE = "—"
 MB = 1024 * 1024
@@ -71,12 +72,6 @@ def fmt_usd(cost: Decimal) -> str:
     if cost >= Decimal("0.01"):
         return f"${cost:.4f}"
     return "$" + exact_usd(cost)
-
-
-def exact_usd(cost: Decimal) -> str:
-    """The exact stored sum as plain decimal text ("0.000123456", "12")."""
-    text = format(cost.normalize(), "f")
-    return text if text != "-0" else "0"
 
 
 def fmt_cost(cost: Decimal, unpriced: int, requests: int, lang: str, *, note: bool = True) -> str:
