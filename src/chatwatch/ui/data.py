@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import streamlit as st
 
 from chatwatch.config import Settings
 from chatwatch.reports import dashboard as dq
 from chatwatch.reports.export import Format, iter_export
+from chatwatch.reports.logsearch import LogScan, find_log_lines
 from chatwatch.reports.queries import Filters, Page, list_requests
 from chatwatch.store.record import RequestRecord
 from chatwatch.store.records import Store
@@ -146,3 +148,10 @@ def export_data(store: Store, fmt: Format, filters: Filters) -> Callable[[], str
         return "".join(iter_export(store, fmt, filters))
 
     return produce
+
+
+@st.cache_data(ttl=TTL_S, max_entries=16, show_spinner=False)
+def log_lines(log_dir: str, request_id: str, started: datetime) -> LogScan:
+    """One request's log lines, scanned once per `TTL_S` rather than on every rerun of the
+    page or the detail fragment (the scan may read tens of MB of gzipped files)."""
+    return find_log_lines(Path(log_dir), request_id, started)

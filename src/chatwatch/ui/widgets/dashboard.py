@@ -18,11 +18,10 @@ from chatwatch.config import Settings
 from chatwatch.i18n import t
 from chatwatch.reports.dashboard import DashboardData
 from chatwatch.reports.export import MEDIA_TYPES, Format
-from chatwatch.reports.logsearch import find_log_lines
 from chatwatch.reports.queries import Filters
 from chatwatch.store.records import Store
 from chatwatch.telemetry import memory
-from chatwatch.ui.data import export_data, request_detail
+from chatwatch.ui.data import export_data, log_lines, request_detail
 from chatwatch.ui.widgets import charts
 from chatwatch.ui.widgets.format import (
     NONE,
@@ -235,7 +234,7 @@ def render_request_detail(settings: Settings, request_id: str, lang: str) -> Non
 
 def render_log_lines(settings: Settings, request_id: str, started: datetime, lang: str) -> None:
     st.markdown(f"**{t('req.logs', lang)}**")
-    scan = find_log_lines(settings.app.log_dir, request_id, started)
+    scan = log_lines(str(settings.app.log_dir), request_id, started)
     if not scan.lines:
         st.caption(t("req.logs.none", lang, dir=settings.app.log_dir))
     else:
