@@ -50,6 +50,7 @@ class StubServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.script = Script()
         self.tokenize = False
+        self.tokenize_delay_s = 0.0
         self.requests: list[Seen] = []
         self.disconnects = 0  # streams the client went away from while the stub was writing
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -79,6 +80,7 @@ class StubServer:
     def reset(self) -> None:
         self.script = Script()
         self.tokenize = False
+        self.tokenize_delay_s = 0.0
         self.requests.clear()
         self.disconnects = 0
 
@@ -113,6 +115,7 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             body = self._record() or {}
             script = stub.script
             if self.path == "/tokenize" and stub.tokenize:
+                time.sleep(stub.tokenize_delay_s)  # a slow tokenizer: a real server is too quick to show it
                 return self._json(200, {"tokens": list(range(len(str(body.get("content", "")).split())))})
             if self.path != "/v1/chat/completions":
                 return self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})

@@ -190,6 +190,24 @@ def test_no_usage_and_no_tokenizer_is_estimated(stub_server: StubServer):
     assert st.result.usage.input_tokens and st.result.usage.input_tokens > 0
 
 
+def test_token_counting_after_the_reply_is_not_latency(stub_server: StubServer):
+    """The reply is complete before the server's tokenizer is asked; the monitor ends the
+    latency at `progress.finished_at`, so a slow tokenizer never reads as a slow model."""
+    stub_server.tokenize = True
+    stub_server.tokenize_delay_s = 0.3
+    stub_server.script = Script(chunks=("one", " two"))
+    for stream in (True, False):
+        t0 = time.perf_counter()
+        _, st = run(model(stub_server.base_url), stream=stream)
+        wall = time.perf_counter() - t0
+        assert st.progress.finished_at is not None and st.result is not None
+        counted = sum(1 for r in stub_server.requests if r.path == "/tokenize")
+        assert counted >= 2  # the reply and the prompt were counted after the reply ended
+        assert time.perf_counter() - st.progress.finished_at >= 0.3 * counted - 0.05
+        assert st.progress.finished_at - t0 < wall - 0.5
+        stub_server.requests.clear()
+
+
 def test_no_usage_counted_with_llama_cpp_tokenize_endpoint(stub_server: StubServer):
     stub_server.tokenize = True
     stub_server.script = Script(chunks=("one", " two", " three", " four", " five"))

@@ -99,6 +99,9 @@ class StreamProgress:
 
     queued_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None  # left the queue: the model began working on this request
+    # The provider's reply was complete; work after it (counting tokens through the server's
+    # tokenizer) is bookkeeping, not the model's latency. None: the end of the stream.
+    finished_at: float | None = None
     input_tokens: int | None = None
     output_tokens: int = 0  # tokens produced so far (exact for local models, chunks otherwise)
     token_source: TokenSource = "counted"
@@ -108,6 +111,10 @@ class StreamProgress:
     def mark_started(self) -> None:
         if self.started_at is None:
             self.started_at = time.perf_counter()
+
+    def mark_finished(self) -> None:
+        if self.finished_at is None:
+            self.finished_at = time.perf_counter()
 
     @property
     def queue_s(self) -> float:

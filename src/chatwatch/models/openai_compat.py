@@ -165,6 +165,7 @@ class OpenAICompatModel:
             call.cancel()  # a no-op after a clean end; otherwise frees the server at once
         if finish is None:
             raise self._early_end(len(parts), dropped=False)
+        progress.mark_finished()
         text = "".join(parts)
         result_usage = self._usage(usage, messages, text)
         return self._finish(text, finish, result_usage, progress)
@@ -201,10 +202,10 @@ class OpenAICompatModel:
         text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
         finish = choice.finish_reason if choice is not None else None
         progress.response_model = getattr(value, "model", None)
-        result_usage = self._usage(getattr(value, "usage", None), messages, text)
-        progress.output_tokens = result_usage.output_tokens or 0
-        if text:
+        progress.mark_finished()
+        if text:  # the reader gets the reply before any token counting
             yield text
+        result_usage = self._usage(getattr(value, "usage", None), messages, text)
         return self._finish(text, finish, result_usage, progress)
 
     def _finish(self, text: str, finish: str | None, usage: Usage, progress: StreamProgress) -> StreamResult:

@@ -295,6 +295,8 @@ class Monitor:
                 status, error = "error", exc
             finally:
                 ended_at = time.perf_counter()
+                if inner is not None and inner.progress.finished_at is not None:
+                    ended_at = min(ended_at, inner.progress.finished_at)  # token counting is not latency
                 if inner is not None and status != "ok":
                     inner.close()
                 text = "".join(parts)
