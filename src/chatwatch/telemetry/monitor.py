@@ -115,9 +115,17 @@ class _Burst:
 
     def add(self, record: RequestRecord) -> None:
         self.count += 1
-        self.first_started = min(self.first_started, record.started_at)
-        self.last_started = max(self.last_started, record.started_at)
-        self.at = utcnow()
+        self._span(record.started_at, record.started_at, utcnow())
+
+    def merge(self, other: _Burst) -> None:
+        """Fold in drops counted by `other` (made while this burst was being written)."""
+        self.count += other.count
+        self._span(other.first_started, other.last_started, max(self.at, other.at))
+
+    def _span(self, first, last, at) -> None:
+        self.first_started = min(self.first_started, first)
+        self.last_started = max(self.last_started, last)
+        self.at = at
 
 
 class UnsavedWriter(BackgroundThread):
@@ -538,10 +546,7 @@ class Monitor:
                 for model, b in bursts.items():
                     newer = self._bursts.get(model)
                     if newer is not None:
-                        b.count += newer.count
-                        b.first_started = min(b.first_started, newer.first_started)
-                        b.last_started = max(b.last_started, newer.last_started)
-                        b.at = max(b.at, newer.at)
+                        b.merge(newer)
                     self._bursts[model] = b
             log.debug("writing record losses failed: %s", exc)
             return False
