@@ -203,8 +203,12 @@ def _step(bucket: timedelta | int) -> tuple[timedelta, int]:
 
 
 def recent_errors(store: Store, filters: Filters = Filters(), limit: int = 20) -> list[RequestRecord]:
-    """The newest failed requests (status error) matching the other filters."""
-    return list_requests(store, replace(filters, statuses=("error",)), page=1, page_size=limit).records
+    """The newest failed requests (status error) matching the other filters (no count: the
+    dashboard shows the list, and its refresh should not count every error in the range)."""
+    with store.engine.connect() as conn:
+        return [
+            row_to_record(row) for row in conn.execute(_page_query(replace(filters, statuses=("error",)), limit, 0))
+        ]
 
 
 def list_requests(store: Store, filters: Filters = Filters(), page: int = 1, page_size: int = 50) -> Page:
@@ -212,18 +216,21 @@ def list_requests(store: Store, filters: Filters = Filters(), page: int = 1, pag
     if page < 1 or page_size < 1:
         raise ValueError("page and page_size start at 1")
     where = request_conditions(filters)
-    r = requests.c
-    rows_q = (
-        sa.select(requests)
-        .where(*where)
-        .order_by(r.started_us.desc(), r.id.desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    )
     with store.engine.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(requests).where(*where)).scalar_one()
-        records = [row_to_record(row) for row in conn.execute(rows_q)]
+        records = [row_to_record(row) for row in conn.execute(_page_query(filters, page_size, (page - 1) * page_size))]
     return Page(records, int(total), page, page_size)
+
+
+def _page_query(filters: Filters, limit: int, offset: int) -> sa.Select:
+    r = requests.c
+    return (
+        sa.select(requests)
+        .where(*request_conditions(filters))
+        .order_by(r.started_us.desc(), r.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
 
 
 def feedback_by_model(store: Store, filters: Filters = Filters()) -> list[FeedbackCount]:
