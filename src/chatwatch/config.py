@@ -43,6 +43,24 @@ class PriceConfig(_Strict):
     cache_read_per_mtok: float | None = Field(None, ge=0)
 
 
+FallbackOn = Literal["connection", "timeout", "rate_limit", "provider_error"]
+
+
+class BreakerConfig(_Strict):
+    """A model's circuit breaker (chatwatch/resilience/breaker.py): it opens after
+    `failures` consecutive failed attempts, or when at least `min_requests` attempts in the
+    last `window_s` seconds failed at `failure_ratio` or more; while open, requests skip the
+    model (to its fallbacks, or a clear "unavailable" error) for `cooldown_s`, then one probe
+    request decides (half-open)."""
+
+    enabled: bool = True
+    failures: int = Field(5, ge=1, le=1000)
+    failure_ratio: float = Field(0.5, gt=0.0, le=1.0)
+    window_s: float = Field(60.0, gt=0)
+    min_requests: int = Field(10, ge=1)
+    cooldown_s: float = Field(30.0, gt=0)
+
+
 class ModelConfig(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     name: str = ""
@@ -57,9 +75,25 @@ class ModelConfig(_Strict):
     model: str | None = None
     api_key_env: str | None = None
     timeout_s: float = Field(60.0, gt=0)
+    # openai-compatible: the tokens the model accepts (prompt + reply); llama_cpp uses n_ctx.
+    # None: unknown, so only the provider can refuse a conversation as too long.
+    context_window: int | None = Field(None, ge=256)
     # both
     defaults: GenerationDefaults = GenerationDefaults()
     price: PriceConfig | None = None
+    # Resilience (chatwatch/resilience/): attempts after the first on retryable errors, with
+    # exponential backoff and full jitter between retry_base_s and retry_max_s, all inside
+    # timeout_s; then the fallbacks in order (on the error types of fallback_on); a
+    # conversation too long for this model goes to context_fallbacks, else it is trimmed
+    # (oldest turns first, the system prompt kept) or refused, as context_overflow says.
+    retries: int = Field(2, ge=0, le=10)
+    retry_base_s: float = Field(0.5, gt=0, le=60)
+    retry_max_s: float = Field(8.0, gt=0, le=600)
+    fallbacks: list[str] = []
+    fallback_on: list[FallbackOn] = ["connection", "timeout", "rate_limit", "provider_error"]
+    context_fallbacks: list[str] = []
+    context_overflow: Literal["trim", "refuse"] = "trim"
+    breaker: BreakerConfig = BreakerConfig()
 
     @model_validator(mode="after")
     def _kind_fields(self) -> ModelConfig:
@@ -75,6 +109,11 @@ class ModelConfig(_Strict):
     @property
     def display_name(self) -> str:
         return self.name or self.id
+
+    @property
+    def window_tokens(self) -> int | None:
+        """The context window in tokens, if known."""
+        return self.n_ctx if self.kind == "llama_cpp" else self.context_window
 
     @property
     def provider_name(self) -> str:
@@ -142,6 +181,7 @@ class AlertRuleConfig(_Strict):
         "daily_cost",
         "memory",
         "no_success",
+        "circuit_open",
     ]
     threshold: float = 0.0
     model: str | None = None
@@ -163,6 +203,67 @@ class AlertsConfig(_Strict):
     rules: list[AlertRuleConfig] = []
 
 
+class AuthConfig(_Strict):
+    """Sign-in for the app (chatwatch/ui/auth.py). "password": one shared password whose
+    slow hash (argon2 or scrypt, made by `chatwatch hash-password`) is read from the
+    environment variable or Streamlit secret named `password_hash_env`; "oidc": Streamlit's
+    st.login with the provider configured in secrets.toml ([auth] or [auth.<oidc_provider>]).
+    With either, the dashboard, requests, alerts, compare and exports need sign-in; the chat
+    too when protect_chat is true. After max_failures wrong passwords from one session or
+    client, further tries wait lockout_s seconds."""
+
+    mode: Literal["none", "password", "oidc"] = "none"
+    protect_chat: bool = False
+    password_hash_env: str = Field("CHATWATCH_PASSWORD_HASH", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    oidc_provider: str | None = None
+    max_failures: int = Field(5, ge=1, le=1000)
+    lockout_s: float = Field(60.0, gt=0)
+
+
+class PrometheusConfig(_Strict):
+    """The /metrics endpoint (chatwatch/exporters/prometheus.py), one per process, on its own
+    port. With token_env set, scrapes must send `Authorization: Bearer <that variable>`."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port (tests)
+    token_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class OtelConfig(_Strict):
+    """OpenTelemetry export (chatwatch/exporters/otel.py): one span per attempt and the GenAI
+    client metrics, over OTLP/HTTP to `endpoint` (the collector's base URL; /v1/traces and
+    /v1/metrics are appended). Off the request path: batched on a background thread.
+    capture_content attaches prompt and reply text to spans, and only when [privacy]
+    capture_content is on too. Headers (e.g. an API key) come from the environment
+    variable named by headers_env, as "key=value,key2=value2"."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318"
+    service_name: str = "chatwatch"
+    capture_content: bool = False
+    timeout_s: float = Field(5.0, gt=0, le=120)
+    metric_interval_s: float = Field(15.0, gt=0)
+    headers_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must start with http:// or https:// (got {v!r})")
+        return v.rstrip("/")
+
+
+class ArenaConfig(_Strict):
+    """The compare page and blind arena (chatwatch/ui/views/compare.py, arena.py): which
+    models the arena may draw (empty: all), and how many votes a model needs before the
+    leaderboard ranks it rather than saying "too few votes"."""
+
+    models: list[str] = []
+    min_votes: int = Field(10, ge=1)
+    bootstrap_rounds: int = Field(200, ge=10, le=10_000)
+
+
 class Settings(_Strict):
     app: AppConfig = AppConfig()
     models: list[ModelConfig] = []
@@ -172,6 +273,10 @@ class Settings(_Strict):
     privacy: PrivacyConfig = PrivacyConfig()
     dashboard: DashboardConfig = DashboardConfig()
     alerts: AlertsConfig = AlertsConfig()
+    auth: AuthConfig = AuthConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
+    otel: OtelConfig = OtelConfig()
+    arena: ArenaConfig = ArenaConfig()
     prices: dict[str, PriceConfig] = {}  # "provider/model" -> price
     source: Path | None = None  # the file these came from, if any
 
@@ -182,6 +287,16 @@ class Settings(_Strict):
             if m.id in seen:
                 raise ValueError(f"two models have id {m.id!r}")
             seen.add(m.id)
+        for m in self.models:
+            for key in ("fallbacks", "context_fallbacks"):
+                for other in getattr(m, key):
+                    if other == m.id:
+                        raise ValueError(f"model {m.id!r}: {key} names the model itself")
+                    if other not in seen:
+                        raise ValueError(f"model {m.id!r}: {key} names unknown model {other!r}")
+        for other in self.arena.models:
+            if other not in seen:
+                raise ValueError(f"arena.models names unknown model {other!r}")
         return self
 
     def model(self, model_id: str) -> ModelConfig:
@@ -213,6 +328,8 @@ def _describe(errors: list[dict[str, Any]], raw: dict[str, Any]) -> str:
             lines.append(f"{loc}: unknown key")
         elif e["type"] == "missing":
             lines.append(f"{loc}: required key is missing")
+        elif not loc:
+            lines.append(msg)
         else:
             lines.append(
                 f"{loc} = {e.get('input')!r}: {msg}"

@@ -56,6 +56,10 @@ _INT_VALUES = (
     "decode_output_tokens",
     "cost_nanousd",
     "unpriced",
+    "first_attempts",
+    "retries",
+    "rescued",
+    "fallback_served",
 )
 _FLOAT_VALUES = ("latency_sum_s", "ttft_sum_s", "decode_s")
 _GAUGES = (rollups.GAUGE_MAX, rollups.GAUGE_MIN)
@@ -392,12 +396,20 @@ def _raw_sums(group: list[str], step_us: int | None, where: list) -> sa.Select:
             sa.func.coalesce(sa.func.sum(sa.case((decoding, r.output_tokens))), zero),
             sa.func.coalesce(sa.func.sum(r.cost_nanousd), zero),
             sa.func.count() - sa.func.count(r.cost_nanousd),
+            _count_where(r.attempt == 1),
+            _count_where(r.attempt > 1),
+            _count_where(sa.and_(r.status == "ok", r.attempt > 1)),
+            _count_where(sa.and_(r.status == "ok", r.fallback_from.is_not(None))),
             sa.func.max(r.rss_after_bytes),
             sa.func.min(r.system_available_bytes),
         )
         .where(*where)
         .group_by(*key_cols)
     )
+
+
+def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
 def _fetch_values(

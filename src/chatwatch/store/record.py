@@ -58,10 +58,25 @@ class RequestRecord:
     max_tokens: int | None
     finish_reason: str | None
     app_version: str
+    # One user request may take several attempts (retries, fallbacks): each attempt is one
+    # record with its own `id`; they share `request_id` (the first attempt's id). `attempt`
+    # counts from 1 across the whole chain; `retry_reason` is the error type of the attempt
+    # before this one; `fallback_from` the model whose failure moved the request here.
+    request_id: str = ""
+    attempt: int = 1
+    retry_reason: str | None = None
+    fallback_from: str | None = None
+    # "chat", "compare" or "arena"; compare_id ties the answers of one compare or arena round.
+    mode: str = "chat"
+    compare_id: str | None = None
     # Only filled when [privacy] capture_content = true (after redaction).
     prompt_text: str | None = None
     response_text: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.request_id:
+            self.request_id = self.id
 
     @property
     def cost_nanousd(self) -> int | None:

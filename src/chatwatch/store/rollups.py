@@ -42,6 +42,10 @@ ADDITIVE = (
     "decode_output_tokens",
     "cost_nanousd",
     "unpriced",
+    "first_attempts",
+    "retries",
+    "rescued",
+    "fallback_served",
 )
 GAUGE_MAX = "rss_after_max_bytes"
 GAUGE_MIN = "system_available_min_bytes"
@@ -150,6 +154,7 @@ def values(row: dict[str, Any]) -> tuple[Any, ...]:
     latency, ttft, out = row["latency_s"], row["ttft_s"], row["output_tokens"]
     decode = decode_s(latency, ttft, out)
     cost = row["cost_nanousd"]
+    attempt, ok = row["attempt"], row["status"] == "ok"
     return (
         1,
         int(latency is not None),
@@ -163,6 +168,10 @@ def values(row: dict[str, Any]) -> tuple[Any, ...]:
         out if decode is not None else 0,
         cost or 0,
         int(cost is None),
+        int(attempt == 1),
+        int(attempt > 1),
+        int(ok and attempt > 1),
+        int(ok and row["fallback_from"] is not None),
         row["rss_after_bytes"],
         row["system_available_bytes"],
     )

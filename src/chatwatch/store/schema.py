@@ -50,10 +50,19 @@ requests = sa.Table(
     sa.Column("app_version", sa.String(32), nullable=False),
     sa.Column("prompt_text", sa.Text),
     sa.Column("response_text", sa.Text),
+    # Attempts of one user request share request_id (see store/record.py).
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("retry_reason", sa.String(32)),
+    sa.Column("fallback_from", sa.String(200)),
+    sa.Column("mode", sa.String(16), nullable=False, server_default="chat"),
+    sa.Column("compare_id", sa.String(36)),
     sa.Index("ix_requests_started", "started_us"),
     sa.Index("ix_requests_model_started", "model", "started_us"),
     sa.Index("ix_requests_session_started", "session_id", "started_us"),
     sa.Index("ix_requests_status_started", "status", "started_us"),
+    sa.Index("ix_requests_request_id", "request_id"),
+    sa.Index("ix_requests_compare_id", "compare_id"),
 )
 
 model_loads = sa.Table(
@@ -149,6 +158,13 @@ rollups = sa.Table(
     sa.Column("decode_output_tokens", sa.BigInteger, nullable=False),
     sa.Column("cost_nanousd", sa.BigInteger, nullable=False),
     sa.Column("unpriced", sa.Integer, nullable=False),
+    # User requests and their rescue (store/record.py): first_attempts counts attempt-1
+    # records (one per user request), retries the later attempts, rescued the answers that
+    # came after at least one failed attempt, fallback_served those answered by a fallback.
+    sa.Column("first_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rescued", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fallback_served", sa.Integer, nullable=False, server_default="0"),
     # Memory gauge: worst values seen in the bucket.
     sa.Column("rss_after_max_bytes", sa.BigInteger),
     sa.Column("system_available_min_bytes", sa.BigInteger),
