@@ -3,6 +3,7 @@
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Missing Debian packages for the tests. Install them with:" >&2
   echo "  sudo apt-get install -y ${missing[*]}" >&2

@@ -144,7 +144,7 @@ class FailingModel:
     provider = "llama.cpp"
     provider_model = "x.gguf"
 
-    def chat(self, messages, settings, *, stream=True, on_wait=None) -> ChatStream:
+    def chat(self, messages, settings, *, stream=True, on_wait=None, deadline=None) -> ChatStream:
         progress = StreamProgress()
 
         def gen():

@@ -32,7 +32,7 @@ class ReplayModel:
         self.id = "replay"
         self._chunks = list(chunks)
 
-    def chat(self, messages, settings, *, stream=True, on_wait=None):
+    def chat(self, messages, settings, *, stream=True, on_wait=None, deadline=None):
         from chatwatch.models.contract import ChatStream, StreamProgress, StreamResult, Usage
 
         progress = StreamProgress()

@@ -13,10 +13,8 @@ import contextlib
 import importlib
 import importlib.util
 import json
-import os
 import pkgutil
 import sys
-from pathlib import Path
 
 from chatwatch.config import ENV_VAR, ConfigError, Settings, load
 
@@ -27,74 +25,6 @@ def _settings(args) -> Settings:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="PATH", help=f"TOML config file (default: ${ENV_VAR} or ./chatwatch.toml)")
-
-
-def cmd_run(args) -> int:
-    settings = _settings(args)  # validate before starting the server
-    import streamlit as st
-
-    if settings.source:
-        os.environ[ENV_VAR] = str(settings.source)
-    app = Path(__file__).parent.parent / "ui" / "app.py"
-    print(f"chatwatch: http://localhost:{args.port}  (model: {settings.default_model.id})", flush=True)
-    st.App(str(app)).run(
-        config={
-            "server.port": args.port,
-            "server.address": args.address,
-            "server.headless": True,
-            "browser.gatherUsageStats": False,
-            "runner.magicEnabled": False,  # a bare expression in a page must never render itself
-        }
-    )
-    return 0
-
-
-def cmd_ask(args) -> int:
-    from chatwatch.models.contract import GenerationSettings, Message
-    from chatwatch.runtime import Runtime
-
-    settings = _settings(args)
-    model_cfg = settings.model(args.model) if args.model else settings.default_model
-    d = model_cfg.defaults
-    generation = GenerationSettings(
-        temperature=d.temperature if args.temperature is None else args.temperature,
-        top_p=d.top_p if args.top_p is None else args.top_p,
-        max_tokens=d.max_tokens if args.max_tokens is None else args.max_tokens,
-        seed=d.seed if args.seed is None else args.seed,
-    )
-    system = args.system if args.system is not None else d.system_prompt
-    messages = ([Message("system", system)] if system else []) + [Message("user", args.prompt)]
-    failure = None
-    with Runtime(settings, role="cli") as runtime:
-        reply = runtime.chat(model_cfg.id, messages, generation, session_id="cli", stream=not args.no_stream)
-        try:
-            for chunk in reply:
-                if not args.json:
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-        except Exception as exc:  # already recorded by the monitor
-            failure = exc
-        finally:
-            reply.close()
-            runtime.monitor.drain()
-            runtime.alerts.flush(10)  # deliver this request's notifications before exiting
-    record = reply.record
-    if args.json:
-        from chatwatch.reports.export import json_object  # the exports' JSON: exact cost numbers
-
-        out = record.to_dict() if record else {}
-        out["text"] = reply.text
-        print(json_object(out))
-    elif failure is None:
-        sys.stdout.write("\n")
-    if reply.store_error:
-        print(f"chatwatch: warning: {reply.store_error}", file=sys.stderr)
-    if failure is not None:
-        kind = getattr(failure, "error_type", type(failure).__name__)
-        message = record.error_message if record else str(failure)
-        print(f"chatwatch: error ({kind}): {message}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def cmd_models(args) -> int:
@@ -157,24 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"chatwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="start the Streamlit app")
-    _common(p)
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="localhost")
-    p.set_defaults(func=cmd_run)
+    # Each command module registers its own arguments; its heavy imports wait until it runs.
+    from chatwatch.cli import ask, serve
 
-    p = sub.add_parser("ask", help="stream one reply to the terminal")
-    _common(p)
-    p.add_argument("prompt")
-    p.add_argument("--model", metavar="ID")
-    p.add_argument("--system", metavar="TEXT")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float, dest="top_p")
-    p.add_argument("--max-tokens", type=int, dest="max_tokens")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--no-stream", action="store_true", help="ask for the whole reply at once")
-    p.add_argument("--json", action="store_true", help="print the request record and text as one JSON object")
-    p.set_defaults(func=cmd_ask)
+    serve.add_parser(sub, _common)
+    ask.add_parser(sub, _common)
 
     p = sub.add_parser("models", help="list configured models and whether each is reachable")
     _common(p)

@@ -62,11 +62,23 @@ class ModelError(Exception):
 
     error_type: ErrorType = "provider_error"
 
-    def __init__(self, message: str, *, model_id: str | None = None, provider: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_id: str | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.model_id = model_id
         self.provider = provider
+        # The provider's HTTP status, if any, and how long it asked callers to wait before
+        # trying again (Retry-After, or a rate-limit reset header), for the retry policy.
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
 
 
 class ModelConnectionError(ModelError):
@@ -163,14 +175,6 @@ class ChatStream(Iterator[str]):
         self.close()
 
 
-def validate_conversation(messages: Sequence[Message], *, model_id: str | None = None) -> None:
-    """Reject what no model can answer, with a message that names the cause."""
-    if not messages or messages[-1].role != "user":
-        raise InvalidRequestError("the conversation must end with a user message", model_id=model_id)
-    if not messages[-1].content.strip():
-        raise InvalidRequestError("the prompt is empty", model_id=model_id)
-
-
 @dataclass(frozen=True)
 class LoadEvent:
     """One model load (or failed load), for the model_loads table."""
@@ -204,9 +208,12 @@ class ChatModel(Protocol):
         *,
         stream: bool = True,
         on_wait: WaitCallback | None = None,
+        deadline: float | None = None,
     ) -> ChatStream:
         """Start a reply. Nothing runs until the first `next()`. With `stream=False` the
-        provider is asked for the whole reply at once and it arrives as one chunk."""
+        provider is asked for the whole reply at once and it arrives as one chunk.
+        `deadline` (a `time.monotonic()` value) is when the whole request, retries included,
+        must be over; a model gives up then with ModelTimeoutError, as at its own timeout."""
         ...
 
     def check(self) -> Availability:

@@ -31,9 +31,9 @@ from chatwatch.models.contract import (
     StreamResult,
     Usage,
     WaitCallback,
-    validate_conversation,
 )
 from chatwatch.models.turns import TurnQueue
+from chatwatch.models.validation import check_conversation
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Room kept for the reply when old turns must be trimmed to fit the context window.
@@ -192,8 +192,9 @@ class LocalLlamaModel:
         *,
         stream: bool = True,
         on_wait: WaitCallback | None = None,
+        deadline: float | None = None,
     ) -> ChatStream:
-        validate_conversation(messages, model_id=self.id)
+        check_conversation(messages, model_id=self.id)
         progress = StreamProgress(token_source="counted" if stream else "reported")
         return ChatStream(self._run(list(messages), settings, stream, on_wait, progress), progress)
 

@@ -90,6 +90,7 @@ class OpenAICompatModel:
         *,
         stream: bool = True,
         on_wait: WaitCallback | None = None,  # unused: a server queues requests on its side, unseen
+        deadline: float | None = None,
     ) -> ChatStream:
         progress = StreamProgress()
         messages = list(messages)

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from chatwatch.reports.percentile import percentiles_by_group
 from chatwatch.store import histogram, rollups
+from chatwatch.store.record import LOCAL_REFUSALS
 from chatwatch.store.records import Store, from_us, to_us
 from chatwatch.store.schema import requests
 from chatwatch.store.schema import rollups as rollups_table
@@ -60,6 +61,7 @@ _INT_VALUES = (
     "retries",
     "rescued",
     "fallback_served",
+    "refused",
 )
 _FLOAT_VALUES = ("latency_sum_s", "ttft_sum_s", "decode_s")
 _GAUGES = (rollups.GAUGE_MAX, rollups.GAUGE_MIN)
@@ -400,6 +402,7 @@ def _raw_sums(group: list[str], step_us: int | None, where: list) -> sa.Select:
             _count_where(r.attempt > 1),
             _count_where(sa.and_(r.status == "ok", r.attempt > 1)),
             _count_where(sa.and_(r.status == "ok", r.fallback_from.is_not(None))),
+            _count_where(r.error_type.in_(LOCAL_REFUSALS)),
             sa.func.max(r.rss_after_bytes),
             sa.func.min(r.system_available_bytes),
         )

@@ -14,6 +14,10 @@ PriceSource = Literal["genai-prices", "config", "local", "unpriced"]
 
 NANO = Decimal("1e-9")
 
+# Error types of requests chatwatch refused itself, before any model call: they count as
+# failed user requests but not as failed model attempts (the model was never asked).
+LOCAL_REFUSALS = ("circuit_open", "budget_exceeded", "rate_limited")
+
 
 def exact_usd(cost: Decimal) -> str:
     """The exact stored sum as plain decimal text ("0.000123456", "12"): no exponent, no

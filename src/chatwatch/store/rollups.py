@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatwatch.store import histogram
+from chatwatch.store.record import LOCAL_REFUSALS
 from chatwatch.store.schema import rollups
 
 MINUTE_S = 60
@@ -46,6 +47,7 @@ ADDITIVE = (
     "retries",
     "rescued",
     "fallback_served",
+    "refused",
 )
 GAUGE_MAX = "rss_after_max_bytes"
 GAUGE_MIN = "system_available_min_bytes"
@@ -172,6 +174,7 @@ def values(row: dict[str, Any]) -> tuple[Any, ...]:
         int(attempt > 1),
         int(ok and attempt > 1),
         int(ok and row["fallback_from"] is not None),
+        int(row["error_type"] in LOCAL_REFUSALS),
         row["rss_after_bytes"],
         row["system_available_bytes"],
     )

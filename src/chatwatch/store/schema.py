@@ -165,6 +165,8 @@ rollups = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rescued", sa.Integer, nullable=False, server_default="0"),
     sa.Column("fallback_served", sa.Integer, nullable=False, server_default="0"),
+    # Refused by chatwatch before any model call (store/record.py LOCAL_REFUSALS).
+    sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
     # Memory gauge: worst values seen in the bucket.
     sa.Column("rss_after_max_bytes", sa.BigInteger),
     sa.Column("system_available_min_bytes", sa.BigInteger),

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -40,6 +40,7 @@ from chatwatch.models.contract import (
     StreamResult,
     WaitCallback,
 )
+from chatwatch.models.validation import check_request
 from chatwatch.privacy import redact_text, scrub
 from chatwatch.store.losses import Loss, write_losses
 from chatwatch.store.record import RequestRecord, utcnow
@@ -59,6 +60,20 @@ def default_instance() -> str:
     import os
 
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class AttemptTags:
+    """Where an attempt sits in its user request (see store/record.py): the resilience chain
+    passes one per attempt; a plain call is attempt 1 of its own request."""
+
+    request_id: str | None = None  # None: this attempt starts a request (its id is the record's)
+    attempt: int = 1
+    retry_reason: str | None = None
+    fallback_from: str | None = None
+    mode: str = "chat"
+    compare_id: str | None = None
+    notices: tuple[str, ...] = field(default=())  # said by the chain (trimmed, fell back), kept in `extra`
 
 
 class MonitoredStream(Iterator[str]):
@@ -258,10 +273,22 @@ class Monitor:
         conversation_id: str | None = None,
         stream: bool = True,
         on_wait: WaitCallback | None = None,
+        tags: AttemptTags | None = None,
+        deadline: float | None = None,
     ) -> MonitoredStream:
         out = MonitoredStream()
         out._gen = self._run(
-            out, model, model_config, list(messages), settings, session_id, conversation_id, stream, on_wait
+            out,
+            model,
+            model_config,
+            list(messages),
+            settings,
+            session_id,
+            conversation_id,
+            stream,
+            on_wait,
+            tags or AttemptTags(),
+            deadline,
         )
         return out
 
@@ -276,6 +303,8 @@ class Monitor:
         conversation_id: str | None,
         stream: bool,
         on_wait: WaitCallback | None,
+        tags: AttemptTags,
+        deadline: float | None,
     ) -> Generator[str, None, None]:
         request_id = str(uuid.uuid4())
         started_at = utcnow()
@@ -284,10 +313,14 @@ class Monitor:
         first_chunk_at: float | None = None
         status, error, result = "cancelled", None, None
         inner = None
-        with log_context(request_id=request_id, session_id=session_id, model=model_config.id):
-            log.info("request started", extra={"stream": stream, "provider": model_config.provider_name})
+        with log_context(request_id=tags.request_id or request_id, session_id=session_id, model=model_config.id):
+            log.info(
+                "request started",
+                extra={"stream": stream, "provider": model_config.provider_name, "attempt": tags.attempt},
+            )
             try:
-                inner = model.chat(messages, settings, stream=stream, on_wait=on_wait)
+                check_request(messages, settings, model_id=model_config.id)  # the same checks for every kind
+                inner = model.chat(messages, settings, stream=stream, on_wait=on_wait, deadline=deadline)
                 for chunk in inner:
                     if first_chunk_at is None:
                         first_chunk_at = time.perf_counter()
@@ -326,6 +359,7 @@ class Monitor:
                     conversation_id,
                     stream,
                     text,
+                    tags,
                 )
                 out.record, out.result, out.text = record, result, text
                 out.store_error = self._save(record)
@@ -333,6 +367,48 @@ class Monitor:
                 self._notify_later(record)
         if error is not None:
             raise error
+
+    def refuse(
+        self,
+        model_config: ModelConfig,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        error: ModelError,
+        *,
+        session_id: str,
+        conversation_id: str | None = None,
+        stream: bool = True,
+        tags: AttemptTags | None = None,
+    ) -> tuple[RequestRecord, str | None]:
+        """Record a request chatwatch refused itself, before any model call (an open circuit;
+        later a budget or a local rate limit): one error record with no latency, committed
+        like any other. Returns the record and the store's error, if it could not take it."""
+        request_id = str(uuid.uuid4())
+        record = self._build_record(
+            request_id,
+            utcnow(),
+            memory.process_rss_bytes(),
+            time.perf_counter(),
+            None,
+            None,
+            None,
+            "error",
+            error,
+            None,
+            model_config,
+            list(messages),
+            settings,
+            session_id,
+            conversation_id,
+            stream,
+            "",
+            tags or AttemptTags(),
+        )
+        with log_context(request_id=record.request_id, session_id=session_id, model=model_config.id):
+            store_error = self._save(record)
+            self._log_end(record)
+        self._notify_later(record)
+        return record, store_error
 
     def _build_record(
         self,
@@ -353,6 +429,7 @@ class Monitor:
         conversation_id,
         stream,
         text,
+        tags,
     ) -> RequestRecord:
         progress = inner.progress if inner is not None else None
         began = progress.started_at if progress and progress.started_at is not None else None
@@ -418,6 +495,13 @@ class Monitor:
             app_version=__version__,
             prompt_text=redact_text(prompt) if self.capture_content else None,
             response_text=redact_text(text) if self.capture_content else None,
+            request_id=tags.request_id or request_id,
+            attempt=tags.attempt,
+            retry_reason=tags.retry_reason,
+            fallback_from=tags.fallback_from,
+            mode=tags.mode,
+            compare_id=tags.compare_id,
+            extra={"notices": list(tags.notices)} if tags.notices else {},
         )
 
     # -- records the store could not take ---------------------------------------------

@@ -29,6 +29,7 @@ def upgrade(conn: sa.Connection) -> None:
         "ALTER TABLE rollups ADD COLUMN retries INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE rollups ADD COLUMN rescued INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE rollups ADD COLUMN fallback_served INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE rollups ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
         "UPDATE rollups SET first_attempts = requests",
     ]
     for statement in ddl:
