@@ -53,13 +53,13 @@ class WriteLog:
         write, write_many = store.write, store.write_many
 
         def watched(real: Callable, ids: Callable) -> Callable:
-            def call(arg):
+            def call(arg, **kw):
                 with self._lock:
                     self.in_store += 1
                     self.most_in_store = max(self.most_in_store, self.in_store)
                     self.calls.append((threading.current_thread().name, ids(arg)))
                 try:
-                    return real(arg)
+                    return real(arg, **kw)
                 finally:
                     with self._lock:
                         self.in_store -= 1

@@ -140,6 +140,10 @@ class StoreConfig(_Strict):
     # Records kept in memory while the store cannot take them (disk full, database down);
     # past this the oldest are dropped, counted and the drop recorded once the store is back.
     unsaved_max_records: int = Field(10_000, ge=1, le=10_000_000)
+    # How long a request's own commit waits for another process's write lock before its
+    # record joins the in-memory backlog (written in the background): the reply never waits
+    # longer than this for the store.
+    request_lock_wait_s: float = Field(1.0, gt=0, le=60)
 
     @field_validator("url")
     @classmethod

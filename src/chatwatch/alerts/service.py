@@ -93,11 +93,14 @@ class AlertService:
         for problem in self.config_problems:
             log.error("alert rule ignored: %s", problem)
         self._closed = False
+        self._seeded = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def seed(self) -> store.SeedResult:
-        return store.seed_rules(self.db, self.config_rules, now_us=self.clock(), instance=self.instance)
+        result = store.seed_rules(self.db, self.config_rules, now_us=self.clock(), instance=self.instance)
+        self._seeded = True
+        return result
 
     def start(self) -> None:
         """Start the timer evaluator (idempotent). One timer per process and store: a newer
@@ -123,6 +126,8 @@ class AlertService:
             self.evaluate_now()
 
     def evaluate_now(self, at_us: int | None = None) -> list[AlertEvent]:
+        if not self._seeded:  # the store was unavailable when the runtime started
+            self.seed()
         return self.engine.evaluate(at_us)
 
     def flush(self, timeout: float = 10.0) -> bool:

@@ -21,11 +21,14 @@ import logging
 import socket
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from chatwatch.alerts.service import AlertService
 from chatwatch.config import ModelConfig, Settings
 from chatwatch.logs.configure import configure_logging
 from chatwatch.models.contract import ChatModel, GenerationSettings, LoadEvent, Message, WaitCallback
 from chatwatch.models.registry import ModelRegistry
+from chatwatch.privacy import scrub
 from chatwatch.store.records import Store
 from chatwatch.store.retention import RetentionTask
 from chatwatch.telemetry.monitor import Monitor, MonitoredStream
@@ -72,7 +75,8 @@ class Runtime:
             console=self.role != "cli",  # the CLI prints its own one-line errors; the file has everything
         )
         self._stack.callback(logs.close)
-        self.store = Store.from_settings(s)
+        # A database that is down or unwritable at start does not stop the chat (store/records.py).
+        self.store = Store.from_settings(s, wait_for_database=True)
         self._stack.callback(self.store.close)
         self.monitor = Monitor(s, self.store)  # its instance: [app] instance, else host:pid
         self._stack.callback(self.monitor.close)
@@ -85,7 +89,10 @@ class Runtime:
         # Evaluated after each record (off the request path) and on a timer.
         self.alerts = AlertService(s, self.store.engine, instance=self.monitor.instance, **alert_options)
         self._stack.callback(self.alerts.close)
-        self.alerts.seed()
+        try:
+            self.alerts.seed()
+        except sa.exc.SQLAlchemyError as exc:  # the store is down: the evaluator seeds once it is back
+            log.error("alert rules not written yet, the store is unavailable: %s", scrub(str(exc))[:300])
         self.alerts.start()
         self.monitor.add_listener(self.alerts.on_record)
         # OpenTelemetry (optional): spans and GenAI metrics per attempt, exported in batches on
@@ -134,6 +141,19 @@ class Runtime:
         )
 
     def _record_load(self, event: LoadEvent) -> None:
+        """A model load row (never in the way of the request that loaded the model: with the
+        store down the load is logged, not stored)."""
+        try:
+            self._write_load(event)
+        except Exception as exc:
+            log.error(
+                "model load of %s (%.2f s) not stored, the store is unavailable: %s",
+                event.model_id,
+                event.load_s,
+                scrub(f"{type(exc).__name__}: {exc}")[:300],
+            )
+
+    def _write_load(self, event: LoadEvent) -> None:
         self.store.write_model_load(
             model=event.model_id,
             instance=self.monitor.instance,

@@ -20,18 +20,30 @@ from sqlalchemy import event
 from chatwatch.store import rollups
 
 BUSY_TIMEOUT_MS = 10_000
-# Execution option read by the SQLite `begin` hook below: BEGIN IMMEDIATE instead of BEGIN.
+PG_CONNECT_TIMEOUT_S = 5  # a PostgreSQL host that does not answer fails a write, not hangs it
+# Execution options read by the SQLite `begin` hook below: BEGIN IMMEDIATE instead of BEGIN,
+# and how long that BEGIN may wait for another writer's lock.
 _WRITE_OPTION = "chatwatch_write"
+_WAIT_OPTION = "chatwatch_lock_wait_ms"
 WRITE_LOCK = {_WRITE_OPTION: True}
 
 
 @contextmanager
-def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+def write_transaction(engine: sa.Engine, *, lock_wait_s: float | None = None) -> Iterator[sa.Connection]:
     """A write transaction on a pooled connection, committed on success, rolled back on any
     exception. SQLite: BEGIN IMMEDIATE, so the write lock is taken (or waited for, up to the
     busy timeout) at the start -- a deferred transaction that later needs it can fail with
-    SQLITE_BUSY without waiting. PostgreSQL: a plain transaction (row locks do the rest)."""
-    with engine.connect().execution_options(**WRITE_LOCK) as conn, conn.begin():
+    SQLITE_BUSY without waiting. PostgreSQL: a plain transaction (row locks do the rest).
+
+    `lock_wait_s` bounds the wait for another writer's lock (default BUSY_TIMEOUT_MS): a
+    request's own commit waits briefly and, if the database stays locked, leaves its record
+    to the monitor's background writer instead of holding up the reply for ten seconds."""
+    options = dict(WRITE_LOCK)
+    if lock_wait_s is not None:
+        options[_WAIT_OPTION] = max(1, int(lock_wait_s * 1000))
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        if lock_wait_s is not None and conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {options[_WAIT_OPTION]}")
         yield conn
 
 
@@ -43,7 +55,10 @@ def create_engine(url: str | sa.URL, **engine_kw: Any) -> sa.Engine:
         db = u.database or ""
         if db in ("", ":memory:") or db.startswith("file:") and "mode=memory" in db:
             raise ValueError("the store needs a SQLite file (an in-memory database is per connection)")
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # an unwritable place: the first connection fails and says why (Store waits for it)
         connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, **engine_kw.pop("connect_args", {})}
         # Every connection is used inside `with`: Connection.close() already rolls back a
         # transaction left open, so the pool's extra ROLLBACK on each check-in is redundant
@@ -52,7 +67,10 @@ def create_engine(url: str | sa.URL, **engine_kw: Any) -> sa.Engine:
         return sa.create_engine(u, connect_args=connect_args, **engine_kw)
     if backend == "postgresql":
         engine_kw.setdefault("pool_pre_ping", True)
-        return sa.create_engine(u, **engine_kw)
+        connect_args = engine_kw.pop("connect_args", {})
+        if "connect_timeout" not in u.query:
+            connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+        return sa.create_engine(u, connect_args=connect_args, **engine_kw)
     raise ValueError(f"only sqlite:// and postgresql:// URLs are supported (got {backend!r})")
 
 
@@ -67,10 +85,11 @@ def configure_sqlite(engine: sa.Engine) -> None:
     engine.pool.dispose()  # connections opened before the hooks existed lack the PRAGMAs
 
 
-def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    record.info[_WAIT_OPTION] = BUSY_TIMEOUT_MS
     # Only takes effect on a new file, before the first table: so it comes first.
     cur.execute("PRAGMA auto_vacuum = INCREMENTAL")
     cur.execute("PRAGMA journal_mode = WAL")
@@ -80,5 +99,10 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    write = conn.get_execution_options().get(_WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    options = conn.get_execution_options()
+    wait = options.get(_WAIT_OPTION, BUSY_TIMEOUT_MS)
+    info = conn.connection.info  # lives with the DBAPI connection across checkouts
+    if info.get(_WAIT_OPTION) != wait:  # a PRAGMA only when this connection's wait changes
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait)}")
+        info[_WAIT_OPTION] = wait
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE_OPTION, False) else "BEGIN")

@@ -15,16 +15,20 @@ connections come from the engine's pool, which `close()` disposes.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from chatwatch.privacy import scrub
 from chatwatch.store import migrations, rollups
 from chatwatch.store.db import configure_sqlite, create_engine, write_transaction
 from chatwatch.store.record import RequestRecord
@@ -33,6 +37,8 @@ from chatwatch.store.schema import rollups as rollups_table
 
 if TYPE_CHECKING:
     from chatwatch.config import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EXACT_ROWS_LIMIT = 50_000
 _PRUNE_BATCH = 5_000  # rows per retention transaction, so writers are never held up long
@@ -100,9 +106,21 @@ def row_to_record(row: Any) -> RequestRecord:
 
 
 class Store:
-    """Open with `Store.open(url)` (or `Store.from_settings(settings)`); thread-safe."""
+    """Open with `Store.open(url)` (or `Store.from_settings(settings)`); thread-safe.
 
-    def __init__(self, engine: sa.Engine, *, exact_rows_limit: int = DEFAULT_EXACT_ROWS_LIMIT):
+    With `wait_for_database=True` (the app's runtime) a database that cannot be reached or
+    created yet -- PostgreSQL down, the data folder unwritable, the disk full -- does not stop
+    the app: `unavailable` says why, and the first write that finds it back applies the
+    migrations and goes on (the monitor keeps records in memory until then)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        exact_rows_limit: int = DEFAULT_EXACT_ROWS_LIMIT,
+        wait_for_database: bool = False,
+        request_lock_wait_s: float | None = None,
+    ):
         self.engine = engine
         self.dialect = engine.dialect.name
         if self.dialect == "sqlite":
@@ -111,18 +129,65 @@ class Store:
             raise ValueError(f"the store supports sqlite and postgresql, not {self.dialect}")
         # Queries read at most this many raw rows for exact percentiles, else use rollups.
         self.exact_rows_limit = exact_rows_limit
-        self.migrations_applied = migrations.upgrade(engine)
+        # How long a request's own commit waits for another writer (store/db.py).
+        self.request_lock_wait_s = request_lock_wait_s
+        self.migrations_applied: list[int] = []
+        self.unavailable: str | None = None
+        self._ready_lock = threading.Lock()
+        try:
+            self._migrate()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+            if not wait_for_database:
+                raise
+            self.unavailable = scrub(f"{type(exc).__name__}: {exc}")[:500]
+            log.error("the store is unavailable; records wait in memory until it is back: %s", self.unavailable)
         self._insert = sa.insert(requests)
         self._upsert = rollups.upsert_statement(self.dialect)
         self._hist = None if rollups.merges_in_sql(self.dialect) else rollups.hist_update_statement()
 
     @classmethod
-    def open(cls, url: str, *, exact_rows_limit: int = DEFAULT_EXACT_ROWS_LIMIT, **engine_kw: Any) -> Store:
-        return cls(create_engine(url, **engine_kw), exact_rows_limit=exact_rows_limit)
+    def open(
+        cls,
+        url: str,
+        *,
+        exact_rows_limit: int = DEFAULT_EXACT_ROWS_LIMIT,
+        wait_for_database: bool = False,
+        request_lock_wait_s: float | None = None,
+        **engine_kw: Any,
+    ) -> Store:
+        return cls(
+            create_engine(url, **engine_kw),
+            exact_rows_limit=exact_rows_limit,
+            wait_for_database=wait_for_database,
+            request_lock_wait_s=request_lock_wait_s,
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        return cls.open(settings.store_url, exact_rows_limit=settings.dashboard.exact_percentiles_max_rows)
+    def from_settings(cls, settings: Settings, *, wait_for_database: bool = False) -> Store:
+        return cls.open(
+            settings.store_url,
+            exact_rows_limit=settings.dashboard.exact_percentiles_max_rows,
+            wait_for_database=wait_for_database,
+            request_lock_wait_s=settings.store.request_lock_wait_s,
+        )
+
+    def _migrate(self) -> None:
+        if self.dialect == "sqlite":  # the folder may have been unwritable when the engine was made
+            database = self.engine.url.database or ""
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.migrations_applied = migrations.upgrade(self.engine)
+
+    def ready(self) -> None:
+        """Apply the migrations if the database was unavailable at start (raises while it
+        still is). Cheap once the store is ready."""
+        if self.unavailable is None:
+            return
+        with self._ready_lock:
+            if self.unavailable is None:
+                return
+            self._migrate()
+            log.info("the store is available again (%s)", self.engine.url.render_as_string(hide_password=True))
+            self.unavailable = None
 
     def close(self) -> None:
         """Close every pooled connection (SQLite: the file handles) of the engine."""
@@ -136,16 +201,20 @@ class Store:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def write(self, record: RequestRecord) -> None:
-        """Store one request and fold it into the rollups: one transaction, one commit."""
+    def write(self, record: RequestRecord, *, request: bool = False) -> None:
+        """Store one request and fold it into the rollups: one transaction, one commit.
+        `request=True` (the monitor, on a request's own thread): wait at most
+        `request_lock_wait_s` for another writer's lock."""
         row = record_to_row(record)  # before taking the write lock
-        with self.transaction() as conn:
+        self.ready()
+        with self.transaction(lock_wait_s=self.request_lock_wait_s if request else None) as conn:
             self._write_rows(conn, [row])
 
     def write_many(self, records: Iterable[RequestRecord]) -> int:
         """Store several requests in ONE transaction (imports, seeding, benchmarks)."""
         rows = [record_to_row(r) for r in records]
         if rows:
+            self.ready()
             with self.transaction() as conn:
                 self._write_rows(conn, rows)
         return len(rows)
@@ -213,9 +282,9 @@ class Store:
             conn.execute(stmt)
 
     @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
+    def transaction(self, *, lock_wait_s: float | None = None) -> Iterator[sa.Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite) on a pooled connection."""
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock_wait_s=lock_wait_s) as conn:
             yield conn
 
     # --- retention --------------------------------------------------------------------------

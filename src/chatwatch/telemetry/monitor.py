@@ -509,7 +509,7 @@ class Monitor:
         """Commit this one record (never the backlog: that is the unsaved writer's job).
         On failure keep it, wake the writer and say why."""
         try:
-            self.store.write(record)
+            self.store.write(record, request=True)
         except Exception as exc:
             return self._keep(record, exc)
         if self._unsaved or self._bursts:
