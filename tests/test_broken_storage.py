@@ -307,3 +307,34 @@ def test_postgresql_stopped_and_started_again_loses_nothing_and_counts_the_drops
         (loss,) = read_losses(store)
         assert loss.count == 2 and loss.model == cfg.default_model.id
         assert loss.first_started == during[0].record.started_at and loss.last_started == during[1].record.started_at
+
+
+# --- what the pages say ------------------------------------------------------------------------
+
+
+def test_the_dashboard_says_monitoring_is_degraded_while_postgresql_is_down(tmp_path, pg_cluster, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    dashboard = Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "dashboard.py"
+    config = tmp_path / "chatwatch.toml"
+    config.write_text(
+        f'[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\n[store]\nurl = "{pg_cluster.url}"\n'
+        "[dashboard]\nrefresh_seconds = 1\n"
+    )
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+
+    def degraded(at: AppTest) -> list[str]:
+        return [w.value for w in at.warning if w.value.startswith("Monitoring degraded")]
+
+    at = AppTest.from_file(str(dashboard), default_timeout=60).run()
+    assert not at.exception and degraded(at) == []
+    pg_cluster.stop()
+    time.sleep(1.1)  # past the dashboard's cache lifetime (refresh_seconds)
+    at.run()
+    assert not at.exception
+    (banner,) = degraded(at)
+    assert banner.startswith("Monitoring degraded: the store cannot be read (") and "connect" in banner.lower()
+    pg_cluster.start()
+    time.sleep(1.1)
+    at.run()
+    assert not at.exception and degraded(at) == []

@@ -14,6 +14,7 @@ from chatwatch.ui.state import lang, runtime, session_id, settings
 from chatwatch.ui.widgets.alerts import render_live_alerts
 from chatwatch.ui.widgets.dashboard import render_dashboard, render_export
 from chatwatch.ui.widgets.filters import dashboard_view
+from chatwatch.ui.widgets.store_health import readable_store, store_health_banner
 
 L = lang()
 cfg = settings()
@@ -30,7 +31,11 @@ live = st.sidebar.toggle(t("dash.live", L, seconds=every_s), value=True, key="da
 def board() -> None:
     now = datetime.now(UTC)
     filters = view.filters(now, align_s=every_s)
-    data = dashboard(settings(), filters, now)  # a tick does not rerun the page: the config may have changed
+    store_health_banner(runtime(), L)
+    with readable_store(L) as readable:
+        data = dashboard(settings(), filters, now)  # a tick does not rerun the page: the config may have changed
+    if not readable:
+        return
     label = view.label(L) if live else f"{view.label(L)} · {t('dash.paused', L)}"
     render_dashboard(data, L, now, label)
 
