@@ -1,0 +1,92 @@
+"""The cost forecast (reports/forecast.py): a backtest on generated months whose daily
+process is known, exact spend so far from the store on both backends, and a deterministic
+month whose projection is plain arithmetic."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+
+from chatwatch.reports.forecast import cost_forecast, project
+from tests.fixtures.db import make_record
+
+WEEKLY = np.array([1.25, 1.15, 1.05, 1.0, 0.95, 0.35, 0.25])  # weekday shape of the generated traffic
+
+
+def test_backtest_the_month_end_falls_in_the_band_projected_on_day_10_in_at_least_90_percent():
+    rng = np.random.default_rng(20261202)
+    months, inside, widths = 200, 0, []
+    for m in range(months):
+        year, month = 2020 + m // 12, 1 + m % 12
+        length = calendar.monthrange(year, month)[1]
+        first = datetime(year, month, 1, tzinfo=UTC)
+        start = first - timedelta(days=18)  # 28 whole days before day 10
+        level = rng.lognormal(np.log(20.0), 0.8)  # dollars a day, different every month
+        days = [start + timedelta(days=i) for i in range((first - start).days + length)]
+        spend = {d.date(): level * WEEKLY[d.weekday()] * rng.lognormal(0.0, 0.35) for d in days}
+        day10 = datetime(year, month, 10, tzinfo=UTC)
+        past = [d for d in days if d < day10][-28:]
+        # Noon on day 10, traffic spread evenly over the day: half of today is spent.
+        today = spend[day10.date()]
+        remaining = [(day10 + timedelta(days=i)).weekday() for i in range(1, length - 9)]
+        _, _, point, (low, high) = project(
+            [spend[d.date()] for d in past],
+            [d.weekday() for d in past],
+            today_spent=today / 2,
+            rest_of_today_share=0.5,
+            today_weekday=day10.weekday(),
+            remaining_weekdays=remaining,
+            spent_before_today=sum(spend[(first + timedelta(days=i)).date()] for i in range(9)),
+            rounds=400,
+            seed=m,
+        )
+        truth = sum(spend[(first + timedelta(days=i)).date()] for i in range(length))
+        inside += low <= truth <= high
+        widths.append((high - low) / truth)
+        assert low <= point <= high
+    print(f"coverage {inside / months:.3f}, mean band width {np.mean(widths):.3f} of the month")
+    assert inside / months >= 0.90, inside / months
+    # ... and the band is not a useless one: under +-40 % of the month on average here.
+    assert float(np.mean(widths)) < 0.8, np.mean(widths)
+
+
+def test_spend_so_far_is_exact_and_a_steady_month_projects_by_arithmetic(store):
+    now = datetime(2026, 11, 10, 6, 0, tzinfo=UTC)  # November: 30 days
+    first = datetime(2026, 11, 1, tzinfo=UTC)
+    records = []
+    for i in range(1, 29):  # one request a day at noon for the 28 whole days before the 10th
+        day = now.replace(hour=12) - timedelta(days=i)
+        records.append(make_record(started_at=day, cost_usd=Decimal("1.000000001"), model="m1"))
+        records.append(make_record(started_at=day, cost_usd=None, price_source="unpriced", model="m2"))
+    records.append(make_record(started_at=now - timedelta(hours=1), cost_usd=Decimal("0.25"), model="m1"))
+    store.write_many(records)
+
+    forecast = cost_forecast(store, now, rounds=50)
+    total = forecast.total
+    expected_month = sum(
+        (r.cost_usd for r in records if r.cost_usd is not None and r.started_at >= first), start=Decimal(0)
+    )
+    assert total.month_spent_usd == expected_month == Decimal("9.000000009") + Decimal("0.25")
+    assert total.today_spent_usd == Decimal("0.25")
+    assert total.days_observed == 28
+    # Every past day cost the same, all of it at noon: at 06:00 the whole day is still to
+    # come, so day-end = today + one day; month-end = spent + one day for each day left.
+    day = 1.000000001
+    assert abs(total.day_end_usd - (0.25 + day)) < 1e-9
+    assert abs(total.month_end_usd - (float(expected_month) + day * (30 - 9))) < 1e-6
+    assert total.month_end_band[0] <= total.month_end_usd <= total.month_end_band[1]
+    assert total.month_end_band[1] - total.month_end_band[0] < 1e-6  # no day-to-day swing, no band
+    by_model = {p.scope: p for p in forecast.per_model}
+    assert set(by_model) == {"m1"} and abs(by_model["m1"].month_end_usd - total.month_end_usd) < 1e-9
+    # m2's cost is unknown: no projection, and never a $0 one; the total says what it leaves out.
+    assert forecast.unpriced_models == ["m2"]
+    assert total.unpriced_requests == 9
+    assert forecast.method.startswith("day-of-week-aware")
+
+
+def test_an_empty_store_has_no_projection(store):
+    forecast = cost_forecast(store, datetime(2026, 11, 10, tzinfo=UTC))
+    assert forecast.total is None and forecast.per_model == [] and forecast.unpriced_models == []
