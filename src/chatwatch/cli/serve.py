@@ -3,7 +3,7 @@
 The process's `Runtimes` (and with it the Prometheus exporter) and the app runtime are
 built here, before the Streamlit server starts: /metrics serves, and the store, models and
 alerts are up, before any browser connects. The pages use that same `Runtimes`
-(`chatwatch.ui.state.serve`); it is closed when the server stops.
+(`Runtimes.serve()`); it is closed when the server stops.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ def cmd_run(args) -> int:
     import streamlit as st
 
     from chatwatch.runtime import Runtimes
-    from chatwatch.ui import state
 
     if settings.source:
         os.environ[ENV_VAR] = str(settings.source)
     app = Path(__file__).parent.parent / "ui" / "app.py"
-    with Runtimes(settings.prometheus) as runtimes, state.serve(runtimes):
+    with Runtimes(settings.prometheus) as runtimes, runtimes.serve():
         runtimes.get(settings, role="app")
         if runtimes.exporter is not None:
             print(f"chatwatch: metrics on {runtimes.exporter.url}", flush=True)

@@ -12,8 +12,10 @@ config edit never wipes them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 
 from chatwatch.config import PrometheusConfig, Settings
 from chatwatch.exporters.prometheus import PrometheusExporter
@@ -21,6 +23,10 @@ from chatwatch.models.registry import ModelRegistry
 from chatwatch.runtime.core import Runtime
 
 log = logging.getLogger(__name__)
+
+# The Runtimes a server process hands to its pages while `Runtimes.serve()` runs (see there).
+_served: list[Runtimes] = []
+_served_lock = threading.Lock()
 
 
 class Runtimes:
@@ -47,6 +53,29 @@ class Runtimes:
         if prometheus is not None and prometheus.enabled:
             self.exporter = PrometheusExporter(prometheus, sources=self.runtimes)
             self.exporter.start()
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[Runtimes]:
+        """Hand this `Runtimes` to the Streamlit pages of this process while the block runs
+        (`chatwatch run` runs the server inside it; `chatwatch.ui.state` asks `served()`).
+        The cli may not import the ui, and a Streamlit script cannot be given an argument,
+        so the hand-over is here; it is a context manager rather than a setter, so it ends
+        with the server and leaves nothing behind for a test to reset."""
+        with _served_lock:
+            if _served:
+                raise RuntimeError("another Runtimes is already served in this process")
+            _served.append(self)
+        try:
+            yield self
+        finally:
+            with _served_lock:
+                _served.clear()
+
+    @staticmethod
+    def served() -> Runtimes | None:
+        """The `Runtimes` being served in this process, if any."""
+        with _served_lock:
+            return _served[0] if _served else None
 
     def runtimes(self) -> list[Runtime]:
         """The current runtime of each role. No lock: a scrape never waits for a runtime

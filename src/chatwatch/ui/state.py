@@ -2,20 +2,16 @@
 
 Whose `Runtimes` the pages use: `chatwatch run` builds the process's `Runtimes` before the
 Streamlit server starts (so /metrics serves and the app runtime exists before any browser
-connects) and runs the server inside `serve(runtimes)`; every page then uses that one. A
-script started another way (`streamlit run`, AppTest) has none served and builds its own
-once, in `st.cache_resource`. `serve` is a context manager rather than a setter, so the
-hand-over ends with the server and nothing is left behind for a test to reset.
+connects) and runs the server inside `runtimes.serve()`; every page then uses that one
+(`Runtimes.served()`). A script started another way (`streamlit run`, AppTest) has none
+served and builds its own once, in `st.cache_resource`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import streamlit as st
@@ -40,25 +36,6 @@ def _load(key: tuple) -> config_mod.Settings:
     return config_mod.load()
 
 
-_served: list[Runtimes] = []  # the one `serve()` hands over, while it runs
-_served_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def serve(process_runtimes: Runtimes) -> Iterator[Runtimes]:
-    """Make every page of this process use `process_runtimes` while the block runs (the
-    Streamlit server runs inside it). The caller keeps ownership: it closes them."""
-    with _served_lock:
-        if _served:
-            raise RuntimeError("a Runtimes is already being served in this process")
-        _served.append(process_runtimes)
-    try:
-        yield process_runtimes
-    finally:
-        with _served_lock:
-            _served.clear()
-
-
 @st.cache_resource(show_spinner=False)
 def _own_runtimes() -> Runtimes:
     try:
@@ -72,10 +49,7 @@ def runtimes() -> Runtimes:
     """The server process's runtimes: one for the current config, shared by every session
     (the one `chatwatch run` serves, else one built once for this process). A changed config
     builds a new runtime and closes the old one (unchanged models kept, counters kept)."""
-    with _served_lock:
-        if _served:
-            return _served[0]
-    return _own_runtimes()
+    return Runtimes.served() or _own_runtimes()
 
 
 def settings() -> config_mod.Settings:
