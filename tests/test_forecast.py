@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 
@@ -90,3 +91,31 @@ def test_spend_so_far_is_exact_and_a_steady_month_projects_by_arithmetic(store):
 def test_an_empty_store_has_no_projection(store):
     forecast = cost_forecast(store, datetime(2026, 11, 10, tzinfo=UTC))
     assert forecast.total is None and forecast.per_model == [] and forecast.unpriced_models == []
+
+
+def test_the_dashboard_shows_the_forecast_with_exact_spend_so_far(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from chatwatch.store.records import Store
+    from chatwatch.ui.widgets.format import fmt_usd
+
+    config = tmp_path / "chatwatch.toml"
+    config.write_text('[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\n')
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+    now = datetime.now(UTC)
+    records = [make_record(started_at=now - timedelta(days=i, minutes=1), cost_usd=Decimal("0.5")) for i in range(30)]
+    with Store.open(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}") as store:
+        store.write_many(records)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = sum((r.cost_usd for r in records if r.started_at >= month_start), start=Decimal(0))
+    spent_today = sum((r.cost_usd for r in records if r.started_at >= today), start=Decimal(0))
+
+    dashboard = Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "dashboard.py"
+    at = AppTest.from_file(str(dashboard), default_timeout=60).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Spent this month"] == fmt_usd(month)
+    assert metrics["Spent today"] == fmt_usd(spent_today)
+    assert metrics["Projected month-end"].startswith("$")
+    assert any(c.value.startswith("Method: day-of-week-aware mean") for c in at.caption)

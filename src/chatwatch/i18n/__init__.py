@@ -20,6 +20,7 @@ from chatwatch.i18n.chat import CHAT_STRINGS
 from chatwatch.i18n.common import COMMON_STRINGS
 from chatwatch.i18n.dashboard import DASHBOARD_STRINGS
 from chatwatch.i18n.explorer import REQUEST_STRINGS
+from chatwatch.i18n.forecast import FORECAST_STRINGS
 from chatwatch.i18n.storage import STORAGE_STRINGS
 
 LANGUAGES = {"es": "Español", "en": "English"}
@@ -35,6 +36,7 @@ TABLES: dict[str, Table] = {
     "alerts": ALERT_STRINGS,
     "alert notifications": NOTIFY_STRINGS,
     "storage": STORAGE_STRINGS,
+    "forecast": FORECAST_STRINGS,
 }
 
 

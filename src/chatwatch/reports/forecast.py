@@ -67,6 +67,8 @@ class Forecast:
     # Models whose every request in the look-back is unpriced: their cost is unknown, so
     # they get no projection (never a $0 one).
     unpriced_models: list[str]
+    # The month's priced spend per day so far (exact), for the cumulative chart.
+    month_days: list[tuple[date, Decimal]]
     method: str = METHOD
 
 
@@ -165,7 +167,22 @@ def cost_forecast(
         total=projections[0],
         per_model=[p for p in projections[1:] if p is not None],
         unpriced_models=unpriced_models,
+        month_days=_month_days(frame, month_start, now),
     )
+
+
+def _month_days(frame, month_start: datetime, now: datetime) -> list[tuple[date, Decimal]]:
+    totals: dict[date, int] = {}
+    if len(frame):
+        days = frame["bucket"].dt.tz_convert(UTC).dt.date
+        for day, nanos in zip(days, frame["cost_nanousd"].astype("int64")):
+            if day >= month_start.date():
+                totals[day] = totals.get(day, 0) + int(nanos)
+    out, day = [], month_start.date()
+    while day <= now.date():
+        out.append((day, nanousd_to_usd(totals.get(day, 0))))
+        day += timedelta(days=1)
+    return out
 
 
 def _first_day(store: Store, since: datetime, now: datetime) -> date | None:

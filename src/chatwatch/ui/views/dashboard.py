@@ -14,6 +14,7 @@ from chatwatch.ui.state import lang, runtime, session_id, settings
 from chatwatch.ui.widgets.alerts import render_live_alerts
 from chatwatch.ui.widgets.dashboard import render_dashboard, render_export
 from chatwatch.ui.widgets.filters import dashboard_view
+from chatwatch.ui.widgets.forecast import render_forecast
 from chatwatch.ui.widgets.store_health import readable_store, store_health_banner
 
 L = lang()
@@ -41,4 +42,5 @@ def board() -> None:
 
 
 board()
+render_forecast(L, datetime.now(UTC))  # this month, whatever the range: outside the live fragment
 render_export(lambda: runtime().store, lambda: view.filters(datetime.now(UTC), align_s=every_s), L, datetime.now(UTC))
