@@ -268,6 +268,37 @@ class ArenaConfig(_Strict):
     bootstrap_rounds: int = Field(200, ge=10, le=10_000)
 
 
+class BudgetConfig(_Strict):
+    """A spending limit per UTC day or month, for all models or one (resilience/budget.py).
+    Each attempt reserves what it may cost at most (its prompt's estimated tokens and
+    max_tokens at the model's price) before it runs, atomically in the store, and settles
+    the real cost after; so processes and replicas racing cannot overspend by more than the
+    requests already in flight. action: "block" refuses (error type budget_exceeded, naming
+    the budget and when it resets), "fallback" sends the request to `fallback`, "warn" lets
+    it through. notify_at: fractions of the limit announced through the alert channels once
+    per period. limit_tokens optionally bounds input + output tokens the same way."""
+
+    name: str = Field(min_length=1, max_length=200)
+    period: Literal["day", "month"] = "day"
+    model: str | None = None
+    limit_usd: float | None = Field(None, ge=0)
+    limit_tokens: int | None = Field(None, ge=0)
+    action: Literal["block", "fallback", "warn"] = "block"
+    fallback: str | None = None
+    notify_at: list[float] = [0.8]
+
+    @model_validator(mode="after")
+    def _shape(self) -> BudgetConfig:
+        if self.limit_usd is None and self.limit_tokens is None:
+            raise ValueError(f"budget {self.name!r} needs limit_usd or limit_tokens")
+        if self.action == "fallback" and not self.fallback:
+            raise ValueError(f"budget {self.name!r}: action = 'fallback' needs fallback = '<model id>'")
+        for f in self.notify_at:
+            if not 0 < f <= 1:
+                raise ValueError(f"budget {self.name!r}: notify_at fractions must be in (0, 1] (got {f!r})")
+        return self
+
+
 class Settings(_Strict):
     app: AppConfig = AppConfig()
     models: list[ModelConfig] = []
@@ -281,6 +312,7 @@ class Settings(_Strict):
     prometheus: PrometheusConfig = PrometheusConfig()
     otel: OtelConfig = OtelConfig()
     arena: ArenaConfig = ArenaConfig()
+    budgets: list[BudgetConfig] = []
     prices: dict[str, PriceConfig] = {}  # "provider/model" -> price
     source: Path | None = None  # the file these came from, if any
 
@@ -291,6 +323,8 @@ class Settings(_Strict):
             if m.id in seen:
                 raise ValueError(f"two models have id {m.id!r}")
             seen.add(m.id)
+        if not self.models:  # the bundled model is added when the file names none
+            seen.add(DEFAULT_MODEL_ID)
         for m in self.models:
             for key in ("fallbacks", "context_fallbacks"):
                 for other in getattr(m, key):
@@ -301,6 +335,15 @@ class Settings(_Strict):
         for other in self.arena.models:
             if other not in seen:
                 raise ValueError(f"arena.models names unknown model {other!r}")
+        names: set[str] = set()
+        for b in self.budgets:
+            if b.name in names:
+                raise ValueError(f"two budgets are named {b.name!r}")
+            names.add(b.name)
+            for key in ("model", "fallback"):
+                other = getattr(b, key)
+                if other is not None and other not in seen:
+                    raise ValueError(f"budget {b.name!r}: {key} names unknown model {other!r}")
         return self
 
     def model(self, model_id: str) -> ModelConfig:

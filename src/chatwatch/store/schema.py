@@ -121,6 +121,37 @@ record_losses = sa.Table(
     sa.Index("ix_record_losses_last_started", "last_started_us"),
 )
 
+# Budgets (store/budgets.py): per budget and period (its UTC day or month start), the
+# settled spend and what attempts in flight have reserved; a row is locked while an attempt
+# reserves, so processes racing for the last dollars queue on it. `notified` is the highest
+# notify_at fraction already announced this period (each is announced once, by one process).
+budget_usage = sa.Table(
+    "budget_usage",
+    metadata,
+    sa.Column("budget", sa.String(200), primary_key=True),
+    sa.Column("period_start_us", sa.BigInteger, primary_key=True),
+    sa.Column("spent_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("spent_tokens", sa.BigInteger, nullable=False),
+    sa.Column("reserved_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("reserved_tokens", sa.BigInteger, nullable=False),
+    sa.Column("notified", sa.Float, nullable=False),
+)
+
+# One row per budget an attempt in flight holds a reservation on; settled (deleted) when the
+# attempt ends, or reclaimed after expires_us if its process died.
+budget_reservations = sa.Table(
+    "budget_reservations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("budget", sa.String(200), primary_key=True),
+    sa.Column("period_start_us", sa.BigInteger, nullable=False),
+    sa.Column("nanousd", sa.BigInteger, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+    sa.Column("instance", sa.String(200), nullable=False),
+    sa.Index("ix_budget_reservations_expires", "budget", "expires_us"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
