@@ -61,6 +61,17 @@ class BreakerConfig(_Strict):
     cooldown_s: float = Field(30.0, gt=0)
 
 
+class RateLimit(_Strict):
+    """Requests and tokens (prompt + reply) per sliding minute; 0 or None: no limit."""
+
+    requests_per_minute: int | None = Field(None, ge=0)
+    tokens_per_minute: int | None = Field(None, ge=0)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.requests_per_minute) or bool(self.tokens_per_minute)
+
+
 class ModelConfig(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     name: str = ""
@@ -94,6 +105,16 @@ class ModelConfig(_Strict):
     context_fallbacks: list[str] = []
     context_overflow: Literal["trim", "refuse"] = "trim"
     breaker: BreakerConfig = BreakerConfig()
+    # Requests and tokens per minute this model takes from all sessions and replicas
+    # together (resilience/ratelimit.py); beyond it a request is refused as rate_limited.
+    rate_limit: RateLimit = RateLimit()
+    # Response cache (resilience/cache.py): an exact repeat (model, settings, messages) is
+    # answered from the store, by default only for reproducible settings (temperature 0 or a
+    # seed). It keeps the answer text in the store: never on unless storing text is allowed.
+    cache: bool = False
+    cache_ttl_s: float = Field(86_400.0, gt=0)
+    cache_max_entries: int = Field(10_000, ge=1)
+    cache_any_settings: bool = False
 
     @model_validator(mode="after")
     def _kind_fields(self) -> ModelConfig:
@@ -268,6 +289,12 @@ class ArenaConfig(_Strict):
     bootstrap_rounds: int = Field(200, ge=10, le=10_000)
 
 
+class LimitsConfig(_Strict):
+    """Per browser session (or CLI user) limits, across models and replicas."""
+
+    per_session: RateLimit = RateLimit()
+
+
 class BudgetConfig(_Strict):
     """A spending limit per UTC day or month, for all models or one (resilience/budget.py).
     Each attempt reserves what it may cost at most (its prompt's estimated tokens and
@@ -313,6 +340,7 @@ class Settings(_Strict):
     otel: OtelConfig = OtelConfig()
     arena: ArenaConfig = ArenaConfig()
     budgets: list[BudgetConfig] = []
+    limits: LimitsConfig = LimitsConfig()
     prices: dict[str, PriceConfig] = {}  # "provider/model" -> price
     source: Path | None = None  # the file these came from, if any
 
@@ -335,6 +363,12 @@ class Settings(_Strict):
         for other in self.arena.models:
             if other not in seen:
                 raise ValueError(f"arena.models names unknown model {other!r}")
+        for m in self.models:
+            if m.cache and not self.privacy.capture_content:
+                raise ValueError(
+                    f"model {m.id!r}: cache = true keeps answer text in the store, which [privacy] "
+                    "capture_content = false forbids; turn capture_content on or the cache off"
+                )
         names: set[str] = set()
         for b in self.budgets:
             if b.name in names:

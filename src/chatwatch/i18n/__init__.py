@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from chatwatch.i18n.alerts import ALERT_STRINGS, NOTIFY_STRINGS
 from chatwatch.i18n.chat import CHAT_STRINGS
 from chatwatch.i18n.common import COMMON_STRINGS
+from chatwatch.i18n.cost import COST_STRINGS
 from chatwatch.i18n.dashboard import DASHBOARD_STRINGS
 from chatwatch.i18n.explorer import REQUEST_STRINGS
 from chatwatch.i18n.forecast import FORECAST_STRINGS
@@ -37,6 +38,7 @@ TABLES: dict[str, Table] = {
     "alert notifications": NOTIFY_STRINGS,
     "storage": STORAGE_STRINGS,
     "forecast": FORECAST_STRINGS,
+    "cost control": COST_STRINGS,
 }
 
 

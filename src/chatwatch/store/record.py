@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 Status = Literal["ok", "error", "cancelled"]
-PriceSource = Literal["genai-prices", "config", "local", "unpriced"]
+PriceSource = Literal["genai-prices", "config", "local", "unpriced", "cache"]
 
 NANO = Decimal("1e-9")
 
@@ -73,6 +73,11 @@ class RequestRecord:
     # "chat", "compare" or "arena"; compare_id ties the answers of one compare or arena round.
     mode: str = "chat"
     compare_id: str | None = None
+    # Answered from the response cache (resilience/cache.py): no model call, cost 0, and
+    # what the original call cost and took (saved_usd None: the original was unpriced).
+    cache_hit: bool = False
+    saved_usd: Decimal | None = None
+    saved_s: float | None = None
     # Only filled when [privacy] capture_content = true (after redaction).
     prompt_text: str | None = None
     response_text: str | None = None
@@ -85,16 +90,23 @@ class RequestRecord:
     @property
     def cost_nanousd(self) -> int | None:
         """Cost in integer nano-dollars: how it is stored, so sums are exact."""
-        if self.cost_usd is None:
-            return None
-        return int((self.cost_usd / NANO).to_integral_value())
+        return to_nanousd(self.cost_usd)
+
+    @property
+    def saved_nanousd(self) -> int | None:
+        return to_nanousd(self.saved_usd)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready export form: ISO 8601 time, cost as a decimal string."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         d["started_at"] = iso(self.started_at)
         d["cost_usd"] = None if self.cost_usd is None else exact_usd(self.cost_usd)
+        d["saved_usd"] = None if self.saved_usd is None else exact_usd(self.saved_usd)
         return d
+
+
+def to_nanousd(usd: Decimal | None) -> int | None:
+    return None if usd is None else int((usd / NANO).to_integral_value())
 
 
 EXPORT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRecord) if f.name != "extra")

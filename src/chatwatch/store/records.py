@@ -46,7 +46,7 @@ _PRUNE_PAUSE_MAX_S = 0.1  # SQLite: rest between batches (as long as the batch t
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # RequestRecord fields stored under another name or unit.
-_CONVERTED = {"started_us", "cost_nanousd"}
+_CONVERTED = {"started_us", "cost_nanousd", "saved_nanousd"}
 _COLUMNS = tuple(c.name for c in requests.columns)
 _PLAIN = tuple(c for c in _COLUMNS if c not in _CONVERTED)
 
@@ -94,6 +94,7 @@ def record_to_row(record: RequestRecord) -> dict[str, Any]:
     row = {name: getattr(record, name) for name in _PLAIN}
     row["started_us"] = to_us(record.started_at)
     row["cost_nanousd"] = record.cost_nanousd
+    row["saved_nanousd"] = record.saved_nanousd
     return row
 
 
@@ -102,7 +103,13 @@ def row_to_record(row: Any) -> RequestRecord:
     m = row._mapping if hasattr(row, "_mapping") else row
     fields = {name: m[name] for name in _PLAIN}
     fields["stream"] = bool(fields["stream"])
-    return RequestRecord(started_at=from_us(m["started_us"]), cost_usd=nanousd_to_usd(m["cost_nanousd"]), **fields)
+    fields["cache_hit"] = bool(fields["cache_hit"])
+    return RequestRecord(
+        started_at=from_us(m["started_us"]),
+        cost_usd=nanousd_to_usd(m["cost_nanousd"]),
+        saved_usd=nanousd_to_usd(m["saved_nanousd"]),
+        **fields,
+    )
 
 
 class Store:

@@ -57,6 +57,9 @@ requests = sa.Table(
     sa.Column("fallback_from", sa.String(200)),
     sa.Column("mode", sa.String(16), nullable=False, server_default="chat"),
     sa.Column("compare_id", sa.String(36)),
+    sa.Column("cache_hit", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("saved_nanousd", sa.BigInteger),
+    sa.Column("saved_s", sa.Float),
     sa.Index("ix_requests_started", "started_us"),
     sa.Index("ix_requests_model_started", "model", "started_us"),
     sa.Index("ix_requests_session_started", "session_id", "started_us"),
@@ -150,6 +153,43 @@ budget_reservations = sa.Table(
     sa.Column("expires_us", sa.BigInteger, nullable=False),
     sa.Column("instance", sa.String(200), nullable=False),
     sa.Index("ix_budget_reservations_expires", "budget", "expires_us"),
+)
+
+# Sliding-minute rate limits (store/ratelimits.py): one row per admitted request and limit
+# key ("model:<id>", "session:<id>"), with its tokens (estimated, then the real count).
+rate_events = sa.Table(
+    "rate_events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Index("ix_rate_events_key_at", "key", "at_us"),
+)
+
+# The response cache (store/cache.py): an answer per exact request key (a hash of model,
+# settings and messages: no prompt text), with what the original call cost and took.
+response_cache = sa.Table(
+    "response_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+    sa.Column("last_hit_us", sa.BigInteger, nullable=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("finish_reason", sa.String(32)),
+    sa.Column("response_model", sa.String(300)),
+    sa.Column("input_tokens", sa.Integer),
+    sa.Column("output_tokens", sa.Integer),
+    sa.Column("token_source", sa.String(16)),
+    sa.Column("cost_nanousd", sa.BigInteger),
+    sa.Column("price_source", sa.String(16), nullable=False),
+    sa.Column("latency_s", sa.Float),
+    sa.Column("source_request_id", sa.String(36), nullable=False),
+    sa.Index("ix_response_cache_model_hit", "model", "last_hit_us"),
+    sa.Index("ix_response_cache_expires", "expires_us"),
 )
 
 schema_migrations = sa.Table(

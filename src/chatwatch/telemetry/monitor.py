@@ -25,6 +25,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -74,6 +75,11 @@ class AttemptTags:
     mode: str = "chat"
     compare_id: str | None = None
     notices: tuple[str, ...] = field(default=())  # said by the chain (trimmed, fell back), kept in `extra`
+    # A response-cache hit (resilience/cache.py): the attempt replays a stored answer, costs
+    # nothing, and saved what the original call cost and took.
+    cache_hit: bool = False
+    saved_usd: Decimal | None = None
+    original_latency_s: float | None = None
 
 
 class MonitoredStream(Iterator[str]):
@@ -452,6 +458,12 @@ class Monitor:
         price = self.pricer.price(
             model_config, input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read
         )
+        cost_usd, price_source = price.cost_usd, price.source
+        saved_s = None
+        if tags.cache_hit:
+            cost_usd, price_source = Decimal(0), "cache"
+            if tags.original_latency_s is not None and latency is not None:
+                saved_s = max(0.0, tags.original_latency_s - latency)
         error_type = error_message = None
         if error is not None:
             error_type = getattr(error, "error_type", "provider_error")
@@ -483,8 +495,8 @@ class Monitor:
             token_source=source,
             prompt_chars=sum(len(m.content) for m in messages),
             response_chars=len(text),
-            cost_usd=price.cost_usd,
-            price_source=price.source,
+            cost_usd=cost_usd,
+            price_source=price_source,
             rss_before_bytes=rss_before,
             rss_after_bytes=memory.process_rss_bytes(),
             system_available_bytes=memory.system_available_bytes(),
@@ -502,6 +514,9 @@ class Monitor:
             mode=tags.mode,
             compare_id=tags.compare_id,
             extra={"notices": list(tags.notices)} if tags.notices else {},
+            cache_hit=tags.cache_hit,
+            saved_usd=tags.saved_usd if tags.cache_hit else None,
+            saved_s=saved_s,
         )
 
     # -- records the store could not take ---------------------------------------------
