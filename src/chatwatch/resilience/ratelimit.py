@@ -43,9 +43,9 @@ class RateLimits:
         self.per_session = settings.limits.per_session
         self.clock = clock
 
-    def _limits(self, config: ModelConfig, session_id: str) -> list[db.Limit]:
+    def _limits(self, config: ModelConfig, session_id: str, count_model: bool) -> list[db.Limit]:
         out: list[db.Limit] = []
-        if config.rate_limit.active:
+        if count_model and config.rate_limit.active:
             out.append(
                 (f"model:{config.id}", config.rate_limit.requests_per_minute, config.rate_limit.tokens_per_minute)
             )
@@ -56,9 +56,17 @@ class RateLimits:
         return out
 
     def admit(
-        self, config: ModelConfig, session_id: str, messages: Sequence[Message], settings: GenerationSettings
+        self,
+        config: ModelConfig,
+        session_id: str,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        *,
+        count_model: bool = True,
     ) -> RateVerdict:
-        limits = self._limits(config, session_id)
+        """`count_model=False`: a cache hit, which never reaches the provider, counts only
+        against the session's limit."""
+        limits = self._limits(config, session_id, count_model)
         if not limits:
             return RateVerdict(True)
         event = str(uuid.uuid4())
