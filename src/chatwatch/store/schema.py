@@ -192,6 +192,25 @@ response_cache = sa.Table(
     sa.Index("ix_response_cache_expires", "expires_us"),
 )
 
+# Blind arena votes (store/votes.py): one per pair of answers (`pair` is both record ids in
+# sorted order, unique, so neither order can be voted twice), with the models and the verdict
+# as seen from answer A ("a" | "b" | "tie" | "both_bad"), the session and the time.
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("record_a", sa.String(36), nullable=False),
+    sa.Column("record_b", sa.String(36), nullable=False),
+    sa.Column("model_a", sa.String(200), nullable=False),
+    sa.Column("model_b", sa.String(200), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("pair", sa.String(73), nullable=False),
+    sa.UniqueConstraint("pair", name="uq_votes_pair"),
+    sa.Index("ix_votes_created", "created_us"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
