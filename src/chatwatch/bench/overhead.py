@@ -202,14 +202,14 @@ def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[fl
         with _otlp_receiver() as receiver:
             for _ in range(50):  # warm-up: imports, SQLAlchemy's compiled cache, pooled connections
                 bare(), monitored(plain)
+            print(f"{args.runs // BLOCKS * BLOCKS} runs of {args.chunks} chunks per column, added per request:")
             added, exp_added = measure(receiver, settle=True)
-            print(f"{len(added)} runs of {args.chunks} chunks per column, added per request:")
             print(line("monitor", added))
             print(line("monitor + Prometheus/OTel", exp_added))
             # Back to back, thousands of requests a second: the log writer's backlog then competes
             # with each request for the GIL at every system call. Reported, not the target.
-            burst, exp_burst = measure(receiver, settle=False)
             print("back to back:")
+            burst, exp_burst = measure(receiver, settle=False)
             print(line("monitor", burst))
             print(line("monitor + Prometheus/OTel", exp_burst))
     finally:
