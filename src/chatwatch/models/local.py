@@ -8,11 +8,14 @@ stream chunks are not tokens for multibyte text.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -26,6 +29,7 @@ from chatwatch.models.contract import (
     InvalidRequestError,
     LoadEvent,
     Message,
+    ModelTimeoutError,
     ProviderError,
     StreamProgress,
     StreamResult,
@@ -33,12 +37,12 @@ from chatwatch.models.contract import (
     WaitCallback,
 )
 from chatwatch.models.turns import TurnQueue
-from chatwatch.models.validation import check_conversation
+from chatwatch.models.validation import check_conversation, fit_to_window
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# Room kept for the reply when old turns must be trimmed to fit the context window.
-MIN_REPLY_TOKENS = 64
-PER_MESSAGE_OVERHEAD = 8  # template tokens around each message (role markers, separators)
+# Template tokens around each message (role markers, separators), for a model whose chat
+# format is not its GGUF's own template and so cannot be rendered here exactly.
+PER_MESSAGE_OVERHEAD = 8
 
 
 def bundled_gguf_path() -> Path:
@@ -75,6 +79,94 @@ class _SampleCounter:
             progress.output_tokens += 1
 
 
+class _Vocab:
+    """The model's tokenizer and chat template, loaded vocabulary-only (no weights, ~20 MB,
+    ~0.1 s) apart from the `Llama` that generates: counting a prompt to fit it to the window
+    never waits for the model's turn, nor touches the context another thread is decoding on."""
+
+    def __init__(self, path: Path):
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llama_cpp = llama_cpp
+        quiet = logging.getLogger("llama-cpp-python")  # where llama.cpp's own log lines go
+        if quiet.level == logging.NOTSET:  # as Llama(verbose=False) does, unless someone chose a level
+            quiet.setLevel(logging.ERROR)
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        self._model = llama_cpp.llama_model_load_from_file(os.fsencode(path), params)
+        if not self._model:
+            raise ValueError(f"llama.cpp could not read the vocabulary of {path}")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._lock = threading.Lock()
+        self._max_piece: int | None = None
+        template = self._meta("tokenizer.chat_template")
+
+        def text(token: int) -> str:
+            return llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", "replace") if token >= 0 else ""
+
+        # Rendered as llama-cpp-python's Llama renders the GGUF's own template ("chat_template.default").
+        self._formatter = (
+            Jinja2ChatFormatter(
+                template=template,
+                eos_token=text(llama_cpp.llama_vocab_eos(self._vocab)),
+                bos_token=text(llama_cpp.llama_vocab_bos(self._vocab)),
+            )
+            if template is not None
+            else None
+        )
+
+    def _meta(self, key: str) -> str | None:
+        size = 1 << 16
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = self._llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+            if n < 0:
+                return None
+            if n < size:
+                return buf.value.decode("utf-8", "replace")
+            size = n + 1
+
+    def tokenize(self, data: bytes, *, add_special: bool, parse_special: bool) -> int:
+        lc = self._llama_cpp
+        with self._lock:
+            cap = len(data) + 16  # a token is at least one byte, plus the special tokens added
+            tokens = (lc.llama_token * cap)()
+            n = lc.llama_tokenize(self._vocab, data, len(data), tokens, cap, add_special, parse_special)
+            if n < 0:  # cannot happen with one slot per byte; kept exact if it does
+                tokens = (lc.llama_token * -n)()
+                n = lc.llama_tokenize(self._vocab, data, len(data), tokens, -n, add_special, parse_special)
+            return n
+
+    def max_piece_bytes(self) -> int:
+        """The longest token text in UTF-8 bytes (read once: ~50 ms for 49k tokens)."""
+        with self._lock:
+            if self._max_piece is None:
+                lc, size, longest = self._llama_cpp, 256, 1
+                buf = ctypes.create_string_buffer(size)
+                for token in range(lc.llama_vocab_n_tokens(self._vocab)):
+                    n = lc.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+                    longest = max(longest, n if n >= 0 else -n)
+                self._max_piece = longest
+            return self._max_piece
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        if self._formatter is None:  # the Llama falls back to a built-in format: approximate it
+            return sum(self.count_text(m.content) + PER_MESSAGE_OVERHEAD for m in messages)
+        result = self._formatter(messages=[m.as_dict() for m in messages])
+        # Exactly as llama-cpp-python's chat handler tokenizes the rendered prompt.
+        return self.tokenize(result.prompt.encode("utf-8"), add_special=not result.added_special, parse_special=True)
+
+    def count_text(self, text: str) -> int:
+        return self.tokenize(text.encode("utf-8"), add_special=False, parse_special=False)
+
+    def close(self) -> None:
+        with self._lock:
+            model, self._model = self._model, None
+        if model:
+            self._llama_cpp.llama_model_free(model)
+
+
 class LocalLlamaModel:
     provider = "llama.cpp"
 
@@ -89,6 +181,8 @@ class LocalLlamaModel:
         self._counter: _SampleCounter | None = None
         self._load_lock = threading.Lock()
         self._turns = TurnQueue()
+        self._vocab: _Vocab | None = None
+        self._vocab_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalLlamaModel(id={self.id!r}, path={str(self.path)!r})"
@@ -99,8 +193,41 @@ class LocalLlamaModel:
         process). Idempotent; a later request loads the model again."""
         with self._turns.turn(), self._load_lock:
             llm, self._llm, self._counter = self._llm, None, None
+        with self._vocab_lock:
+            vocab, self._vocab = self._vocab, None
         if llm is not None:
             llm.close()
+        if vocab is not None:
+            vocab.close()
+
+    # -- counting (validation.PromptCounter, for fit_to_window) -------------------------
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """The tokens of the prompt llama.cpp will evaluate for `messages`: rendered with the
+        model's chat template and tokenized with its own vocabulary."""
+        return self._counting().count_prompt(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self._counting().count_text(text)
+
+    def max_token_bytes(self) -> int:
+        return self._counting().max_piece_bytes()
+
+    def _counting(self) -> _Vocab:
+        with self._vocab_lock:
+            if self._vocab is None:
+                if not self.path.is_file():
+                    raise InvalidRequestError(
+                        f"model file for '{self.id}' not found: {self.path}", model_id=self.id, provider=self.provider
+                    )
+                try:
+                    self._vocab = _Vocab(self.path)
+                except Exception as exc:  # an unreadable file: the same error as at load
+                    raise ProviderError(
+                        f"could not read the vocabulary of model '{self.id}' from {self.path}: {exc}",
+                        model_id=self.id,
+                        provider=self.provider,
+                    ) from exc
+            return self._vocab
 
     # -- loading ---------------------------------------------------------------------
     def llama_kwargs(self) -> dict:
@@ -196,7 +323,7 @@ class LocalLlamaModel:
     ) -> ChatStream:
         check_conversation(messages, model_id=self.id)
         progress = StreamProgress(token_source="counted" if stream else "reported")
-        return ChatStream(self._run(list(messages), settings, stream, on_wait, progress), progress)
+        return ChatStream(self._run(list(messages), settings, stream, on_wait, progress, deadline), progress)
 
     def _run(
         self,
@@ -205,12 +332,18 @@ class LocalLlamaModel:
         stream: bool,
         on_wait: WaitCallback | None,
         progress: StreamProgress,
+        deadline: float | None = None,
     ) -> Generator[str, None, StreamResult]:
-        with self._turns.turn(on_wait):
+        with self._turn(on_wait, deadline, progress):
             llm = self._load()
             progress.mark_started()
             progress.response_model = self.provider_model
-            fitted = self._fit(llm, messages, settings, progress)
+            # The chain fitted the conversation already (then nothing more is dropped); a direct
+            # caller gets the same trimming here. Never hand llama.cpp more than its context.
+            fit = fit_to_window(messages, settings, self.config, self)
+            if fit.notice:
+                progress.notices.append(fit.notice)
+            fitted = fit.messages
             if settings.seed is not None:
                 # A reused KV-cache prefix changes the numerics: a seeded request is only
                 # reproducible from a fresh cache.
@@ -274,35 +407,38 @@ class LocalLlamaModel:
         except ValueError as exc:
             raise _as_model_error(exc, self) from exc
 
-    def _fit(
-        self, llm, messages: list[Message], settings: GenerationSettings, progress: StreamProgress
-    ) -> list[Message]:
-        """Drop the oldest turns (never the system prompt or the last message) until the
-        prompt leaves room for a reply; say so in a notice."""
-        n_ctx = self.config.n_ctx
-        reserve = min(settings.max_tokens, max(MIN_REPLY_TOKENS, n_ctx // 8))
-        sizes = [
-            len(llm.tokenize(m.content.encode("utf-8"), add_bos=False, special=False)) + PER_MESSAGE_OVERHEAD
-            for m in messages
-        ]
-        system = [i for i, m in enumerate(messages) if m.role == "system"]
-        droppable = [i for i in range(len(messages) - 1) if i not in system]
-        dropped: set[int] = set()
-        while sum(s for i, s in enumerate(sizes) if i not in dropped) + reserve > n_ctx and droppable:
-            dropped.add(droppable.pop(0))
-        if sum(s for i, s in enumerate(sizes) if i not in dropped) + reserve > n_ctx:
-            kept = sum(s for i, s in enumerate(sizes) if i not in dropped)
-            raise ContextLengthError(
-                f"the prompt is about {kept} tokens; model '{self.id}' has a context window of {n_ctx} "
-                f"tokens and needs room for the reply",
+    @contextmanager
+    def _turn(self, on_wait: WaitCallback | None, deadline: float | None, progress: StreamProgress):
+        """The model's turn, given up with ModelTimeoutError once `deadline` (time.monotonic())
+        has passed: before joining the line, whenever the place in line changes, and when the
+        turn comes (before any prompt evaluation). TurnQueue has no timed wait, so a request
+        whose place does not move learns of its deadline when its turn comes."""
+
+        def late() -> ModelTimeoutError:
+            return ModelTimeoutError(
+                f"model '{self.id}' gave up after waiting {progress.queue_s:.1f} s in its queue: the request's "
+                f"deadline passed before its turn came",
                 model_id=self.id,
                 provider=self.provider,
             )
-        if dropped:
-            progress.notices.append(
-                f"trimmed {len(dropped)} oldest messages to fit the context window ({n_ctx} tokens)"
-            )
-        return [m for i, m in enumerate(messages) if i not in dropped]
+
+        if deadline is None:
+            with self._turns.turn(on_wait):
+                yield
+            return
+        if time.monotonic() >= deadline:
+            raise late()
+
+        def waiting(place: int) -> None:
+            if time.monotonic() >= deadline:
+                raise late()
+            if on_wait is not None:
+                on_wait(place)
+
+        with self._turns.turn(waiting):
+            if time.monotonic() >= deadline:
+                raise late()
+            yield
 
 
 def _as_model_error(exc: ValueError, model: LocalLlamaModel):
