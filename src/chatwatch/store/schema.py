@@ -211,6 +211,33 @@ votes = sa.Table(
     sa.Index("ix_votes_created", "created_us"),
 )
 
+# Circuit breakers (store/breakers.py): one row per model with its state ("closed" | "open" |
+# "half_open"), consecutive counted failures, the last error type, when it opened, `until_us`
+# (open: end of the cool-down; half-open: when the probe in flight expires) and why it opened.
+breakers = sa.Table(
+    "breakers",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.String(32)),
+    sa.Column("opened_us", sa.BigInteger),
+    sa.Column("until_us", sa.BigInteger),
+    sa.Column("changed_us", sa.BigInteger, nullable=False),
+    sa.Column("cause", sa.Text),
+)
+
+# The breakers' failure-ratio window: one row per counted attempt, pruned past the window.
+breaker_events = sa.Table(
+    "breaker_events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.Boolean, nullable=False),
+    sa.Index("ix_breaker_events_model_at", "model", "at_us"),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
