@@ -104,6 +104,9 @@ class Measurement:
     clear: bool
     model: str | None = None  # the model to blame when the rule covers every model
     no_data: bool = False
+    # Rules that compare with normal (alerts/baseline.py): the baseline's mean and its band.
+    baseline: float | None = None
+    band: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
