@@ -4,8 +4,10 @@ channel and a low-threshold rule; Debian's chromium, driven by Playwright, chats
 reads the other's dashboard. The alert the requests trigger notifies exactly once across
 both replicas; retention (a 3 s interval) runs once per interval across both, by the lease.
 
-Not covered yet: a circuit breaker opened on one replica seen by the other — the breaker
-(resilience/breaker.py and its store table) has not landed."""
+Not covered yet: a circuit breaker opened on one replica seen by the other. The breaker
+(resilience/breaker.py, its state in the store) has landed, but `Runtime.chat` does not
+consult it yet, so neither replica's app can open or see a circuit; the check belongs here
+once the runtime admits attempts through it."""
 
 from __future__ import annotations
 
