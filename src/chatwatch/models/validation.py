@@ -211,6 +211,13 @@ def fit_to_window(
         )
 
     budget = window - settings.max_tokens if isinstance(settings.max_tokens, int) else window
+    if budget <= 0:
+        raise ContextLengthError(
+            f"max_tokens = {settings.max_tokens:,} leaves no room for the prompt: model '{config.id}' has a context "
+            f"window of {window:,} tokens (prompt and reply together)",
+            model_id=config.id,
+            provider=config.provider_name,
+        )
     kept_fixed = [i for i, m in enumerate(msgs) if m.role == "system" or i == len(msgs) - 1]
     fixed = [msgs[i] for i in kept_fixed]
     what = "the prompt" if len(fixed) == 1 else "the system prompt with the last message"
