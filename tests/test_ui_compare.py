@@ -77,3 +77,79 @@ def _figures_of(md: list[str], record) -> list[str]:
     """The figures block printed for `record`: the one just before its link."""
     link = next(i for i, v in enumerate(md) if record.id in v)
     return [md[link - 1]]
+
+
+def _page_text(at: AppTest) -> str:
+    """Everything the page rendered, as text (the names must not be anywhere in it): the
+    repr of its main area and sidebar, element by element with their values."""
+    return repr(at.main) + repr(at.sidebar)
+
+
+def test_arena_round_hides_the_names_until_the_vote(config):
+    at = AppTest.from_file(str(VIEWS / "arena.py"), default_timeout=180).run()
+    assert not at.exception
+    at.chat_input(key="arena_prompt").set_value("Name a fruit.").run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.subheader] == ["Answer A", "Answer B"]
+    before = _page_text(at)
+    assert "Answer A" in before and "Name a fruit." in before  # the repr does hold the page's text
+    assert "smollm2" not in before and "served" not in before
+
+    at.button(key="arena_vote_b").click().run()
+    assert not at.exception, at.exception
+    store = Store.open(f"sqlite:///{config.parent / 'data' / 'chatwatch.db'}")
+    try:
+        from chatwatch.store.votes import list_votes
+
+        votes = list_votes(store)
+        records = {r.id: r for r in list_requests(store, Filters()).records}
+    finally:
+        store.close()
+    assert len(votes) == 1 and votes[0].verdict == "b"
+    v = votes[0]
+    assert {records[v.record_a].model, records[v.record_b].model} == {"smollm2", "served"}
+    assert records[v.record_a].model == v.model_a and records[v.record_b].model == v.model_b
+    assert {r.mode for r in records.values()} == {"arena"}
+    assert records[v.record_a].compare_id == records[v.record_b].compare_id
+    heads = [h.value for h in at.subheader]
+    assert heads == [f"A was {v.model_a}", f"B was {v.model_b}"]
+    assert any("Vote stored" in s.value for s in at.success)
+
+
+def test_leaderboard_page_table_and_too_few_votes(config):
+    from datetime import UTC, datetime
+
+    from chatwatch.store.votes import cast_vote
+    from tests.fixtures.db import make_record
+
+    store = Store.open(f"sqlite:///{config.parent / 'data' / 'chatwatch.db'}")
+    try:
+        now = datetime.now(UTC)
+        for k in range(12):
+            a = make_record(model="smollm2", started_at=now, mode="arena")
+            b = make_record(model="served", started_at=now, mode="arena", cost_usd=None, price_source="unpriced")
+            store.write_many([a, b])
+            cast_vote(
+                store,
+                record_a=a.id,
+                record_b=b.id,
+                model_a="smollm2",
+                model_b="served",
+                verdict="a" if k % 3 else "tie",
+                session_id="s",
+            )
+        c = make_record(model="third", started_at=now, mode="arena")
+        store.write(c)
+        cast_vote(
+            store, record_a=c.id, record_b=a.id + "x", model_a="third", model_b="smollm2", verdict="b", session_id="s"
+        )
+    finally:
+        store.close()
+    at = AppTest.from_file(str(VIEWS / "leaderboard.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["Model"]) == ["smollm2", "served", "third"]
+    assert list(table["Rank"]) == ["1", "2", "too few votes"] and table["95 % CI"].iloc[2] == "too few votes"
+    assert list(table["Votes"]) == [13, 12, 1]
+    assert table["Cost per 1,000 requests"].iloc[1] == "unpriced"
+    assert len(at.get("plotly_chart")) == 2
