@@ -80,9 +80,24 @@ def _figures_of(md: list[str], record) -> list[str]:
 
 
 def _page_text(at: AppTest) -> str:
-    """Everything the page rendered, as text (the names must not be anywhere in it): the
-    repr of its main area and sidebar, element by element with their values."""
-    return repr(at.main) + repr(at.sidebar)
+    """Every text the page rendered (values, labels, placeholders, names), walking its main
+    area and sidebar element by element: a model's name must not be anywhere in it."""
+    texts: list[str] = []
+
+    def walk(node) -> None:
+        for attr in ("value", "label", "body", "placeholder", "name", "help"):
+            try:
+                v = getattr(node, attr)
+            except Exception:
+                continue
+            if isinstance(v, str | int | float) or isinstance(v, list | tuple):
+                texts.append(str(v))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    walk(at.sidebar)
+    return "\n".join(texts)
 
 
 def test_arena_round_hides_the_names_until_the_vote(config):
