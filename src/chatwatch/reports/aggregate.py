@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from chatwatch.reports.attempts import EdgeAnswers
 from chatwatch.reports.percentile import percentiles_by_group
 from chatwatch.store import histogram, rollups
 from chatwatch.store.record import LOCAL_REFUSALS
@@ -283,6 +284,9 @@ class _Collected:
     rollup_hists: dict[str, np.ndarray] | None = None
     # Raw values per metric: every value of the range (exact) or of its raw edges (histogram).
     values: dict[str, _Values] = field(default_factory=dict)
+    # Answers on the other side of a range edge from their request's first attempt, per
+    # model of the answering attempt (see reports/attempts.py).
+    edges: dict[str, EdgeAnswers] = field(default_factory=dict)
 
     @property
     def groups(self) -> int:
@@ -374,7 +378,44 @@ def _collect(store: Store, filters: Filters, keys: tuple[str, ...], step_us: int
         if value_spans is None or value_spans:
             where = request_conditions(filters, value_spans)
             collected.values = _fetch_values(conn, sums, list(keys), step_us, where)
+        collected.edges = edge_answers(conn, filters)
     return collected
+
+
+def edge_answers(conn: sa.Connection, filters: Filters) -> dict[str, EdgeAnswers]:
+    """Per model, the answers (ok or cancelled after a first attempt) to count with the range
+    or leave out of it so every user request is counted in the range of its first attempt:
+    minus the answers inside the range to requests that started before it, plus the answers
+    after it to requests that started inside it. Only attempts after the first can be on the
+    other side, so both lookups read few rows (the time index, then request_id's)."""
+    since, until = filters.since_us, filters.until_us
+    if since is None and until is None:
+        return {}
+    r, first = requests.c, requests.alias("first_attempt").c
+    answered = [r.attempt > 1, r.status.in_(("ok", "cancelled"))]
+
+    def moved(answer_span: tuple[int | None, int | None], first_span: tuple[int | None, int | None]) -> sa.Select:
+        starts = sa.select(first.request_id).where(
+            first.request_id == r.request_id, first.attempt == 1, *_range(first.started_us, *first_span)
+        )
+        return (
+            sa.select(r.model, r.status, sa.func.count())
+            .where(*request_conditions(filters, [answer_span]), *answered, starts.exists())
+            .group_by(r.model, r.status)
+        )
+
+    out: dict[str, EdgeAnswers] = {}
+
+    def add(rows, sign: int) -> None:
+        for model, status, n in rows:
+            delta = EdgeAnswers(ok=sign * int(n)) if status == "ok" else EdgeAnswers(cancelled=sign * int(n))
+            out[model] = out.get(model, EdgeAnswers()) + delta
+
+    if since is not None:
+        add(conn.execute(moved((since, until), (None, since))).all(), -1)
+    if until is not None:
+        add(conn.execute(moved((until, None), (since, until))).all(), +1)
+    return out
 
 
 def _raw_sums(group: list[str], step_us: int | None, where: list) -> sa.Select:

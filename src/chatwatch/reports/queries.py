@@ -30,6 +30,7 @@ from chatwatch.reports.aggregate import (  # noqa: F401 - Filters, request_condi
     choose_method,
     request_conditions,
 )
+from chatwatch.reports.attempts import NO_EDGE, EdgeAnswers, Outcomes, outcomes
 from chatwatch.store import histogram, rollups
 from chatwatch.store.histogram import Beyond
 from chatwatch.store.record import RequestRecord
@@ -39,10 +40,12 @@ from chatwatch.store.schema import feedback, requests
 
 @dataclass(frozen=True)
 class Summary:
-    requests: int
-    errors: int
+    requests: int  # records: one per attempt (and per local refusal)
+    errors: int  # error records, local refusals included
     cancelled: int
-    error_rate: float | None  # errors / all requests; None without requests
+    # The model error rate (failed attempts / attempts, refusals left out; see
+    # reports/attempts.py), the figure every "error rate" of chatwatch means; None without attempts.
+    error_rate: float | None
     latency_mean_s: float | None
     latency_p50_s: float | None
     latency_p95_s: float | None
@@ -65,6 +68,12 @@ class Summary:
     # "latency_p99_s": Beyond(7334.0, above=True), "> 2 h"): that field holds the bound, not
     # an estimate, and must be shown as such.
     beyond: dict[str, Beyond] = field(default_factory=dict)
+    # Attempts and user requests: both error rates, rescued, retries, fallbacks served.
+    outcomes: Outcomes = field(default_factory=lambda: outcomes(**dict.fromkeys(_OUTCOME_COUNTS, 0)))
+
+    @property
+    def user_error_rate(self) -> float | None:
+        return self.outcomes.user_error_rate
 
     @property
     def partial(self) -> bool:
@@ -258,15 +267,40 @@ def _summary_of(c: _Collected) -> Summary:
     pct = c.percentiles(LATENCY_QS, TTFT_QS)
     if not c.groups:
         return _summary(None, None, c.method, c.coverage)
-    return _summary(_row(c.sums, 0), _row(pct, 0), c.method, c.coverage)
+    edge = sum(c.edges.values(), EdgeAnswers())
+    return _summary(_row(c.sums, 0), _row(pct, 0), c.method, c.coverage, edge)
 
 
 def _per_model_of(c: _Collected) -> list[Summary]:
     pct = c.percentiles(LATENCY_QS, TTFT_QS)  # aligned with c.sums
-    return [
-        replace(_summary(_row(c.sums, i), _row(pct, i), c.method, c.coverage), model=str(c.sums["model"][i]))
-        for i in range(c.groups)
-    ]
+    out = []
+    for i in range(c.groups):
+        model = str(c.sums["model"][i])
+        edge = c.edges.get(model, NO_EDGE)
+        out.append(replace(_summary(_row(c.sums, i), _row(pct, i), c.method, c.coverage, edge), model=model))
+    return out
+
+
+_OUTCOME_COUNTS = (
+    "records",
+    "errors",
+    "ok",
+    "cancelled",
+    "first_attempts",
+    "retries",
+    "rescued",
+    "fallback_served",
+    "refused",
+)
+
+
+def _outcomes(row: dict | None, edge: EdgeAnswers) -> Outcomes:
+    if row is None:
+        return outcomes(**dict.fromkeys(_OUTCOME_COUNTS, 0))
+    counts = {name: int(row[name]) for name in _OUTCOME_COUNTS if name not in ("records", "ok")}
+    records = int(row["requests"])
+    ok = records - counts["errors"] - counts["cancelled"]
+    return outcomes(records=records, ok=ok, edge=edge, **counts)
 
 
 def _row(columns: dict[str, np.ndarray], i: int) -> dict:
@@ -325,7 +359,9 @@ def _histogram_of(c: _Collected, metric: str) -> Histogram:
     return Histogram(frame, c.method)
 
 
-def _summary(row: dict | None, pct: dict | None, method: Method, coverage: Coverage | None) -> Summary:
+def _summary(
+    row: dict | None, pct: dict | None, method: Method, coverage: Coverage | None, edge: EdgeAnswers = NO_EDGE
+) -> Summary:
     def num(name: str) -> int:
         return 0 if row is None else int(row[name])
 
@@ -337,11 +373,13 @@ def _summary(row: dict | None, pct: dict | None, method: Method, coverage: Cover
         return None if value is None or np.isnan(value) else float(value)
 
     requests_n = num("requests")
+    figures = _outcomes(row, edge)
     return Summary(
         requests=requests_n,
         errors=num("errors"),
         cancelled=num("cancelled"),
-        error_rate=num("errors") / requests_n if requests_n else None,
+        error_rate=figures.model_error_rate,
+        outcomes=figures,
         cancel_rate=num("cancelled") / requests_n if requests_n else None,
         latency_mean_s=ratio("latency_sum_s", "latency_n"),
         latency_p50_s=p("latency_p50"),
