@@ -136,7 +136,7 @@ def test_both_rates_rescued_retries_and_fallbacks_over_raw_rows_and_rollups(stor
     )
     long = Filters(
         since=_cut(chains, BASE_TIME + timedelta(minutes=23)),
-        until=_cut(chains, BASE_TIME + timedelta(hours=3, minutes=40)),
+        until=BASE_TIME + timedelta(hours=3, minutes=41, seconds=7),
     )
     # The long range's sums come from the hour and minute rollups; its edges cut chains.
     with aggregate._reading(store) as conn:
