@@ -90,7 +90,10 @@ def _ask(args) -> int:
             runtime.alerts.flush(10)  # deliver this request's notifications before exiting
     record = reply.record
     records = list(getattr(reply, "records", None) or ([record] if record else []))
-    notices = list(getattr(reply, "notices", ()) or ())
+    notices = getattr(reply, "notices", None)
+    if notices is None:  # a reply of one attempt: the model's own notices (a trimmed conversation)
+        notices = reply.result.notices if reply.result else ()
+    notices = list(notices)
     if args.json:
         from chatwatch.reports.export import json_object  # the exports' JSON: exact cost numbers
 
