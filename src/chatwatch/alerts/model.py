@@ -16,13 +16,15 @@ SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 # Rules that need `min_requests` requests in their window before they can fire.
 USES_MIN_REQUESTS = frozenset({"error_rate", "latency_p95", "ttft_p95", "no_success"})
 # Rules with nothing to measure when their window is empty (or under min_requests): "no
-# data". daily_cost always has a value (a new UTC day starts at $0).
-NEEDS_DATA = frozenset(KINDS) - {"daily_cost"}
+# data". daily_cost always has a value (a new UTC day starts at $0); circuit_open too (a
+# circuit is open or it is not: the breakers' table, not a window of requests).
+NEEDS_DATA = frozenset(KINDS) - {"daily_cost", "circuit_open"}
 # What a firing alert does on no data (config.AlertRuleConfig.no_data).
 NO_DATA_CHOICES: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["no_data"].annotation)
-# Rules whose value is measured over `window_minutes` (daily_cost uses the UTC day).
-USES_WINDOW = frozenset(KINDS) - {"daily_cost"}
-USES_THRESHOLD = frozenset(KINDS) - {"no_success"}
+# Rules whose value is measured over `window_minutes` (daily_cost uses the UTC day;
+# circuit_open reads the breakers' state now).
+USES_WINDOW = frozenset(KINDS) - {"daily_cost", "circuit_open"}
+USES_THRESHOLD = frozenset(KINDS) - {"no_success", "circuit_open"}
 
 State = Literal["ok", "pending", "firing", "resolved"]
 EventState = Literal["firing", "renotify", "resolved"]

@@ -18,6 +18,11 @@ A window with fewer than `min_requests` requests (or none) is "no data": neither
 nor clear, with no value, so an alert never "recovers" because requests stopped coming
 (the engine then keeps it firing or resolves it as "no data", see engine.py).
 
+circuit_open reads the circuit breakers' table instead (store/breakers.py, written by
+resilience/breaker.py): it holds while a circuit in its scope is not closed (open, or
+half-open with a probe deciding) and resolves as soon as it closes; its value is the number
+of such circuits, and it never lacks data.
+
 Units: error_rate a fraction (0.05 = 5 %), latencies in seconds, daily_cost in dollars per
 UTC day, memory in MB (MiB, as `ps` and `top` count), consecutive_failures a count;
 no_success has no threshold (a model with requests and not one success).
@@ -43,6 +48,7 @@ from chatwatch.alerts.model import (
 )
 from chatwatch.alerts.text import Problem
 from chatwatch.reports.percentile import percentile
+from chatwatch.store.breakers import open_models
 from chatwatch.store.schema import model_loads, requests
 
 # A firing alert resolves only once its value is this far below the threshold, so a value
@@ -278,6 +284,14 @@ def _memory(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     return _result(rule, value, n, value > rule.threshold, model)
 
 
+def _circuit_open(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
+    """Circuits of the rule's model (or any model) that are not closed; blames the one
+    open longest."""
+    rows = [r for r in open_models(conn) if rule.model is None or r.model == rule.model]
+    rows.sort(key=lambda r: (r.opened_us or now_us, r.model))
+    return _result(rule, float(len(rows)), len(rows), bool(rows), rows[0].model if rows else None)
+
+
 _MEASURES: dict[str, Measure] = {
     "error_rate": _error_rate,
     "consecutive_failures": _consecutive_failures,
@@ -287,4 +301,5 @@ _MEASURES: dict[str, Measure] = {
     "daily_cost": _daily_cost,
     "memory": _memory,
     "no_success": _no_success,
+    "circuit_open": _circuit_open,
 }

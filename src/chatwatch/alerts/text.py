@@ -102,11 +102,13 @@ def fmt_value(kind: str, value: float | None, lang: str) -> str:
         return tr("unit.failures", lang, n=int(value))
     if kind == "no_success":
         return tr("unit.requests", lang, n=int(value))
+    if kind == "circuit_open":
+        return tr("unit.circuits", lang, n=int(value))
     return f"{value:g}"
 
 
 def fmt_threshold(kind: str, threshold: float, lang: str) -> str:
-    if kind == "no_success":
+    if kind in ("no_success", "circuit_open"):
         return "—"
     if kind == "consecutive_failures":
         return str(int(threshold))
@@ -137,7 +139,7 @@ def body(event: AlertEvent, lang: str) -> str:
         what=kind_label(event.kind, lang),
         value=fmt_value(event.kind, event.value, lang),
         limit=""
-        if event.kind == "no_success"
+        if event.kind in ("no_success", "circuit_open")
         else tr("limit", lang, threshold=fmt_threshold(event.kind, event.threshold, lang)),
         scope=scope_label(event.scope, lang),
         blame=tr("blame", lang, model=event.model) if event.scope is None and event.model else "",

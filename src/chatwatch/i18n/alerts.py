@@ -129,6 +129,10 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
         "es": "Sin umbral: un modelo con peticiones y ninguna correcta en la ventana.",
         "en": "No threshold: a model with requests and not one success in the window.",
     },
+    "alerts.help.circuit_open": {
+        "es": "Sin umbral: el circuito de un modelo está abierto (el modelo falla y se salta hasta que una prueba lo cierre).",
+        "en": "No threshold: a model's circuit is open (the model keeps failing and is skipped until a probe closes it).",
+    },
     "alerts.channels.intro": {
         "es": "Cada alerta va al registro (logger chatwatch.alerts), a la app (avisos y banner) y a estos canales. Reaviso cada {minutes:g} min mientras siga activa; evaluación cada {seconds:g} s y tras cada petición.",
         "en": "Every alert goes to the log (logger chatwatch.alerts), to the app (toasts and banner) and to these channels. Re-notified every {minutes:g} min while firing; evaluated every {seconds:g} s and after each request.",
@@ -238,7 +242,9 @@ _T: dict[str, dict[str, str]] = {
     "kind.memory": {"es": "Memoria del proceso (RSS)", "en": "Process memory (RSS)"},
     "kind.no_success": {"es": "Sin ninguna respuesta correcta", "en": "No successful response"},
     "unit.failures": {"es": "{n} seguidos", "en": "{n} in a row"},
+    "kind.circuit_open": {"es": "Circuito abierto", "en": "Circuit open"},
     "unit.requests": {"es": "{n} peticiones sin éxito", "en": "{n} requests, none successful"},
+    "unit.circuits": {"es": "{n} circuito(s) abierto(s)", "en": "{n} open circuit(s)"},
     # validation
     "err.name_required": {"es": "el nombre es obligatorio", "en": "the name is required"},
     "err.name_long": {
