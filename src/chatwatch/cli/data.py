@@ -59,14 +59,29 @@ def cmd_stats(args) -> int:
     # histogram) for the same range.
     with Store.from_settings(settings) as store:
         rows = [("all", summary(store, filters))] + [(s.model, s) for s in per_model(store, filters)]
-    # Percentiles are the reports summary's (chatwatch.reports.percentile), never recomputed here.
-    print(f"{'model':<22}{'requests':>9}{'errors':>8}{'err%':>7}{'p50 s':>8}{'p95 s':>8}  cost")
+    # Percentiles are the reports summary's (chatwatch.reports.percentile), never recomputed here;
+    # both error rates, rescued, retries and fallbacks are reports.attempts' definitions.
+    # requests: records (one per attempt); err%: failed attempts / attempts (the model error
+    # rate); user%: requests whose last attempt failed / user requests ("all" row only: a user
+    # request may span models).
+    print(
+        f"{'model':<22}{'requests':>9}{'errors':>8}{'err%':>7}{'user%':>7}{'rescued':>8}{'retries':>8}"
+        f"{'fallback':>9}{'p50 s':>8}{'p95 s':>8}  cost"
+    )
     for name, s in rows:
+        o = s.outcomes
         p50, p95 = (_seconds(s, f) for f in ("latency_p50_s", "latency_p95_s"))
-        rate = (s.error_rate or 0.0) * 100
+        user = _percent(o.user_error_rate) if name == "all" else "-"
         cost = cost_text(s.cost_usd, s.unpriced, s.requests)
-        print(f"{name:<22}{s.requests:>9}{s.errors:>8}{rate:>6.1f}%{p50:>8}{p95:>8}  {cost}")
+        print(
+            f"{name:<22}{s.requests:>9}{s.errors:>8}{_percent(s.error_rate):>7}{user:>7}{o.rescued:>8}{o.retries:>8}"
+            f"{o.fallback_served:>9}{p50:>8}{p95:>8}  {cost}"
+        )
     return 0
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
 def _seconds(s, field: str) -> str:
@@ -205,7 +220,10 @@ def add_data_commands(sub, common) -> None:
     add_filter_arguments(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("stats", help="requests, errors, latency and cost per model")
+    p = sub.add_parser(
+        "stats",
+        help="records, model and user-facing error rates, rescued, retries, fallbacks served, latency and cost per model",
+    )
     common(p)
     add_filter_arguments(p)
     p.set_defaults(func=cmd_stats)

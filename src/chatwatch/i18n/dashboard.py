@@ -64,8 +64,38 @@ DASHBOARD_STRINGS: dict[str, dict[str, str]] = {
     "dash.kpi.requests": {"es": "Peticiones", "en": "Requests"},
     "dash.kpi.error_rate": {"es": "Tasa de errores", "en": "Error rate"},
     "dash.kpi.error_rate.help": {
-        "es": "Errores / todas las peticiones ({errors} de {requests}).",
-        "en": "Errors / all requests ({errors} of {requests}).",
+        "es": (
+            "Tasa de errores de los modelos: intentos fallidos / intentos ({failed} de {attempts}); "
+            "cada reintento o alternativa es un intento. Las {refused} peticiones que chatwatch rechazó "
+            "sin llamar a ningún modelo no cuentan."
+        ),
+        "en": (
+            "Model error rate: failed attempts / attempts ({failed} of {attempts}); every retry or "
+            "fallback is an attempt. The {refused} requests chatwatch refused without calling a model "
+            "are left out."
+        ),
+    },
+    "dash.kpi.user_error_rate": {"es": "Errores para el usuario", "en": "User-facing error rate"},
+    "dash.kpi.user_error_rate.help": {
+        "es": (
+            "Peticiones cuyo último intento falló / peticiones de usuario ({failed} de {requests}), "
+            "rechazos de chatwatch incluidos. Cada petición cuenta en el periodo de su primer intento."
+        ),
+        "en": (
+            "Requests whose last attempt failed / user requests ({failed} of {requests}), chatwatch's "
+            "refusals included. Each request counts in the range of its first attempt."
+        ),
+    },
+    "dash.kpi.rescued": {"es": "Rescatadas", "en": "Rescued"},
+    "dash.kpi.rescued.help": {
+        "es": (
+            "Peticiones respondidas después de al menos un intento fallido ({retries} reintentos, "
+            "{fallbacks} respuestas de un modelo alternativo)."
+        ),
+        "en": (
+            "Requests answered after at least one failed attempt ({retries} retries, {fallbacks} "
+            "answers by a fallback model)."
+        ),
     },
     "dash.kpi.cancel_rate": {"es": "Tasa de cancelaciones", "en": "Cancel rate"},
     "dash.kpi.cancel_rate.help": {
@@ -142,6 +172,8 @@ DASHBOARD_STRINGS: dict[str, dict[str, str]] = {
     "dash.col.requests": {"es": "Peticiones", "en": "Requests"},
     "dash.col.error_rate": {"es": "Tasa de errores", "en": "Error rate"},
     "dash.col.cancelled": {"es": "Canceladas", "en": "Cancelled"},
+    "dash.col.retries": {"es": "Reintentos", "en": "Retries"},
+    "dash.col.fallback_served": {"es": "Respuestas como alternativa", "en": "Fallbacks served"},
     "dash.col.latency_p50": {"es": "Latencia p50 (s)", "en": "Latency p50 (s)"},
     "dash.col.latency_p95": {"es": "Latencia p95 (s)", "en": "Latency p95 (s)"},
     "dash.col.ttft_p50": {"es": "Primer token p50 (s)", "en": "TTFT p50 (s)"},

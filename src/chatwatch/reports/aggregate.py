@@ -77,7 +77,7 @@ class Filters:
     statuses: Sequence[str] = ()  # empty: every status
     session_id: str | None = None
     error_type: str | None = None
-    text: str | None = None  # case-insensitive search in id, error, prompt and response
+    text: str | None = None  # an id or request id (every attempt of it), or case-insensitive text of error/prompt/reply
 
     @property
     def needs_raw(self) -> bool:
@@ -225,6 +225,7 @@ def request_conditions(filters: Filters, spans: Sequence[tuple[int | None, int |
         cond.append(
             sa.or_(
                 r.id == q,
+                r.request_id == q,
                 r.error_message.icontains(q, autoescape=True),
                 r.prompt_text.icontains(q, autoescape=True),
                 r.response_text.icontains(q, autoescape=True),

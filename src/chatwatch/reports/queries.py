@@ -231,6 +231,16 @@ def list_requests(store: Store, filters: Filters = Filters(), page: int = 1, pag
     return Page(records, int(total), page, page_size)
 
 
+def attempts_of(store: Store, record_id: str) -> list[RequestRecord]:
+    """Every attempt of the user request `record_id` belongs to (given any attempt's id or
+    the request id), in order: the request detail's timeline."""
+    r = requests.c
+    request_id = sa.select(r.request_id).where(r.id == record_id).scalar_subquery()
+    q = sa.select(requests).where(r.request_id == request_id).order_by(r.attempt, r.started_us, r.id)
+    with store.engine.connect() as conn:
+        return [row_to_record(row) for row in conn.execute(q)]
+
+
 def _page_query(filters: Filters, limit: int, offset: int) -> sa.Select:
     r = requests.c
     return (

@@ -17,7 +17,7 @@ from chatwatch.config import Settings
 from chatwatch.reports import dashboard as dq
 from chatwatch.reports.export import Format, iter_export
 from chatwatch.reports.logsearch import LogScan, find_log_lines
-from chatwatch.reports.queries import Filters, Page, list_requests
+from chatwatch.reports.queries import Filters, Page, attempts_of, list_requests
 from chatwatch.store.record import RequestRecord
 from chatwatch.store.records import Store
 from chatwatch.ui.state import runtime
@@ -138,6 +138,11 @@ def request_detail(request_id: str) -> tuple[RequestRecord | None, dq.FeedbackEn
     """One request and its feedback, read fresh (a detail is opened one at a time)."""
     store = runtime().store
     return store.get(request_id), dq.feedback_for(store, request_id)
+
+
+def request_attempts(record_id: str) -> list[RequestRecord]:
+    """Every attempt of the user request of `record_id`, read fresh with its detail."""
+    return attempts_of(runtime().store, record_id)
 
 
 def export_data(store: Store, fmt: Format, filters: Filters) -> Callable[[], str]:

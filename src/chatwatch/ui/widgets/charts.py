@@ -8,6 +8,7 @@ own labels); tables do, and they are shown with st.dataframe, which renders cell
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -232,6 +233,8 @@ def model_table(per_model: Sequence[Summary], feedback: Sequence[FeedbackCount],
                 t("dash.col.requests", lang): s.requests,
                 t("dash.col.error_rate", lang): None if s.error_rate is None else s.error_rate * 100,
                 t("dash.col.cancelled", lang): s.cancelled,
+                t("dash.col.retries", lang): s.outcomes.retries,
+                t("dash.col.fallback_served", lang): s.outcomes.fallback_served,
                 t("dash.col.latency_p50", lang): s.latency_p50_s,
                 t("dash.col.latency_p95", lang): s.latency_p95_s,
                 t("dash.col.ttft_p50", lang): s.ttft_p50_s,
@@ -248,6 +251,8 @@ def model_table(per_model: Sequence[Summary], feedback: Sequence[FeedbackCount],
             "requests",
             "error_rate",
             "cancelled",
+            "retries",
+            "fallback_served",
             "latency_p50",
             "latency_p95",
             "ttft_p50",
@@ -286,6 +291,8 @@ def requests_table(records: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
             "session",
             "id",
             "message",
+            "attempt",
+            "request",
         )
     ]
     rows = [
@@ -302,6 +309,8 @@ def requests_table(records: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
             r.session_id,
             r.id,
             r.error_message or "",
+            r.attempt,
+            r.request_id,
         )
         for r in records
     ]
@@ -317,6 +326,7 @@ _CODED_FIELDS = {
     "token_source": "token_source",
     "price_source": "price_source",
     "finish_reason": "finish_reason",
+    "retry_reason": "error_type",
 }
 
 
@@ -329,6 +339,48 @@ def field_value(name: str, value: object, lang: str) -> str:
     if name in _CODED_FIELDS:
         return label(_CODED_FIELDS[name], str(value), lang)
     return str(value)
+
+
+def attempt_timeline(attempts: Sequence[RequestRecord], lang: str) -> pd.DataFrame:
+    """Every attempt of one user request in order: model, outcome, why it was made (the
+    previous attempt's error, the model it fell back from), its latency, and the wait
+    between the end of the previous attempt and its start (backoff, Retry-After; unknown
+    when the previous attempt has no latency)."""
+    columns = [
+        t(f"req.timeline.{c}", lang)
+        for c in (
+            "attempt",
+            "time",
+            "model",
+            "status",
+            "error_type",
+            "retry_reason",
+            "fallback_from",
+            "latency",
+            "wait",
+        )
+    ]
+    rows, previous = [], None
+    for r in attempts:
+        wait = np.nan
+        if previous is not None and previous.latency_s is not None:
+            ended = previous.started_at + timedelta(seconds=previous.latency_s)
+            wait = max(0.0, (r.started_at - ended).total_seconds())
+        rows.append(
+            (
+                r.attempt,
+                fmt_time(r.started_at),
+                r.model,
+                label("status", r.status, lang),
+                label("error_type", r.error_type, lang) if r.error_type else "",
+                label("error_type", r.retry_reason, lang) if r.retry_reason else "",
+                r.fallback_from or "",
+                np.nan if r.latency_s is None else r.latency_s,
+                wait,
+            )
+        )
+        previous = r
+    return pd.DataFrame(rows, columns=columns).astype({columns[7]: float, columns[8]: float})
 
 
 def record_fields(record: RequestRecord, lang: str) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from chatwatch.reports.export import MEDIA_TYPES, Format
 from chatwatch.reports.queries import Filters
 from chatwatch.store.records import Store
 from chatwatch.telemetry import memory
-from chatwatch.ui.data import export_data, log_lines, request_detail
+from chatwatch.ui.data import export_data, log_lines, request_attempts, request_detail
 from chatwatch.ui.widgets import charts
 from chatwatch.ui.widgets.format import (
     NONE,
@@ -50,6 +50,7 @@ Kpi = tuple[str, str, str | None, str | None]  # label, value, delta (a neutral 
 def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kpi]:
     """(label, value, delta, help) of every KPI, in display order."""
     s = data.overview.summary
+    o = s.outcomes  # both error rates and rescued: reports/attempts.py
     sat = data.satisfaction
     # "+N unpriced" goes under the cost as a neutral note, so the value itself stays readable.
     unpriced = t("dash.unpriced_suffix", lang, n=f"{s.unpriced:,}") if 0 < s.unpriced < s.requests else None
@@ -59,7 +60,30 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
             t("dash.kpi.error_rate", lang),
             fmt_pct(s.error_rate),
             None,
-            t("dash.kpi.error_rate.help", lang, errors=f"{s.errors:,}", requests=f"{s.requests:,}"),
+            t(
+                "dash.kpi.error_rate.help",
+                lang,
+                failed=f"{o.failed_attempts:,}",
+                attempts=f"{o.attempts:,}",
+                refused=f"{o.refused:,}",
+            ),
+        ),
+        (
+            t("dash.kpi.user_error_rate", lang),
+            fmt_pct(o.user_error_rate),
+            None,
+            t(
+                "dash.kpi.user_error_rate.help",
+                lang,
+                failed=f"{o.failed_requests:,}",
+                requests=f"{o.user_requests:,}",
+            ),
+        ),
+        (
+            t("dash.kpi.rescued", lang),
+            fmt_int(o.rescued),
+            None,
+            t("dash.kpi.rescued.help", lang, retries=f"{o.retries:,}", fallbacks=f"{o.fallback_served:,}"),
         ),
         (
             t("dash.kpi.cancel_rate", lang),
@@ -229,6 +253,12 @@ def render_request_detail(settings: Settings, request_id: str, lang: str) -> Non
         else:
             key = "req.feedback.up" if thumb.score else "req.feedback.down"
             st.caption(t(key, lang, time=fmt_time(thumb.created_at)))
+    st.markdown(f"**{t('req.timeline', lang)}**")
+    attempts = request_attempts(record.id)
+    if len(attempts) > 1:
+        st.dataframe(charts.attempt_timeline(attempts, lang), hide_index=True, placeholder=EMPTY_CELL)
+    else:
+        st.caption(t("req.timeline.single", lang))
     render_log_lines(settings, record.id, record.started_at, lang)
 
 
