@@ -244,3 +244,55 @@ def test_two_processes_see_one_state_and_admit_exactly_one_probe(store_url):
         assert sum(probes for *_, probes in results) == 1, results
         assert time.time() - opened_at < 2 * cooldown
         assert b.states()["remote"].state == "half_open"
+
+
+def test_the_dashboard_shows_an_open_circuit(tmp_path, monkeypatch, ui_runtimes):
+    """AppTest of the dashboard page: the open circuit with its next try, failures, last
+    error and since when; the other model closed."""
+    import math
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    config = tmp_path / "chatwatch.toml"
+    config.write_text("""
+[app]
+language = "en"
+data_dir = "data"
+log_dir = "logs"
+[[models]]
+id = "remote"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+breaker = { failures = 3, cooldown_s = 300 }
+[[models]]
+id = "spare"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+""")
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+    url = f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}"
+    remote = model(failures=3, cooldown_s=300)
+    with Store.open(url) as store:
+        b = breakers_for(store.engine, remote, clock=time.time)
+        fail(b, remote, 3, "timeout")
+        opened = time.time()
+    page = Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "dashboard.py"
+    at = AppTest.from_file(str(page), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Model circuits" in [s.value for s in at.subheader]
+    (table,) = [d.value for d in at.dataframe if "Model" in d.value.columns and "State" in d.value.columns]
+    rows = {r["Model"]: r for r in table.to_dict("records")}
+    shown = rows["remote"]["State"]
+    seconds = int(shown.removeprefix("open · next try in ").removesuffix(" s"))
+    assert math.ceil(300 - (time.time() - opened)) - 1 <= seconds <= 300
+    assert (rows["remote"]["Failures in a row"], rows["remote"]["Last error"]) == (3, "timeout")
+    since = datetime.strptime(rows["remote"]["Open since (UTC)"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert abs(since.timestamp() - opened) < 1.5
+    assert (rows["spare"]["State"], rows["spare"]["Failures in a row"], rows["spare"]["Open since (UTC)"]) == (
+        "closed",
+        0,
+        "—",
+    )

@@ -22,6 +22,7 @@ from chatwatch.i18n.cost import COST_STRINGS
 from chatwatch.i18n.dashboard import DASHBOARD_STRINGS
 from chatwatch.i18n.explorer import REQUEST_STRINGS
 from chatwatch.i18n.forecast import FORECAST_STRINGS
+from chatwatch.i18n.resilience import RESILIENCE_STRINGS
 from chatwatch.i18n.storage import STORAGE_STRINGS
 
 LANGUAGES = {"es": "Español", "en": "English"}
@@ -39,6 +40,7 @@ TABLES: dict[str, Table] = {
     "storage": STORAGE_STRINGS,
     "forecast": FORECAST_STRINGS,
     "cost control": COST_STRINGS,
+    "resilience": RESILIENCE_STRINGS,
 }
 
 
