@@ -50,7 +50,7 @@ def breakers_table(views: list[BreakerView], lang: str) -> pd.DataFrame:
 
 
 def render_breakers(lang: str, now: datetime) -> None:
-    """The section; nothing when no model is configured or the store cannot be read (the
+    """The section (a table once a circuit is not closed or has failures); nothing when no model is configured or the store cannot be read (the
     page already says why)."""
     rt = runtime()
     models = tuple(m.id for m in rt.settings.models if m.breaker.enabled)
@@ -64,6 +64,7 @@ def render_breakers(lang: str, now: datetime) -> None:
         return
     st.subheader(t("breakers.title", lang))
     st.caption(t("breakers.caption", lang))
-    if all(v.state == "closed" for v in views):
-        st.caption(t("breakers.all_closed", lang))
+    if all(v.state == "closed" and not v.failures for v in views):
+        st.caption(t("breakers.all_closed", lang))  # one line, not a table of "closed, 0"
+        return
     st.dataframe(breakers_table(views, lang), hide_index=True, width="stretch")
