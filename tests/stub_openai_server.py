@@ -37,6 +37,7 @@ class Script:
     interval_s: float = 0.0  # pause before each content chunk (unstreamed: all pauses at once)
     cut_after: int | None = None  # drop the connection after this many content chunks
     model: str = "stub-model"
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers on error answers (Retry-After, rate-limit resets)
 
 
 @dataclass
@@ -149,11 +150,15 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 sent = str(self.headers.get("Authorization", "")).removeprefix("Bearer ")
                 message += f" (you sent {sent})"  # the bare key: no Bearer/sk- shape to spot it by
             kind = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "model_not_found"}.get(script.status)
-            self._json(script.status, {"error": {"message": message, "type": "stub_error", "code": kind}})
+            self._json(
+                script.status, {"error": {"message": message, "type": "stub_error", "code": kind}}, script.headers
+            )
 
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
+        def _json(self, status: int, payload: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

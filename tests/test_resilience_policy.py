@@ -14,7 +14,8 @@ from chatwatch.models.contract import (
     ProviderError,
     RateLimitError,
 )
-from chatwatch.resilience.policy import RetryPolicy, is_retryable, parse_duration, retry_after_from_headers
+from chatwatch.models.openai_compat import parse_duration, retry_after_from_headers
+from chatwatch.resilience.policy import RetryPolicy, is_retryable
 
 
 @pytest.mark.parametrize(
@@ -69,3 +70,59 @@ def test_retry_after_header_forms():
     assert retry_after_from_headers({}) is None
     assert parse_duration("1h2m3.5s") == 3723.5
     assert parse_duration("soon") is None
+
+
+# -- the errors the model layer hands the policy (the stub: a real server cannot be made to
+# answer 429/503/529 with Retry-After on demand) -------------------------------------------
+
+
+def _error_from(stub_server, status: int, headers=()):
+    from chatwatch.config import ModelConfig
+    from chatwatch.models.contract import GenerationSettings, Message, ModelError
+    from chatwatch.models.openai_compat import OpenAICompatModel
+    from tests.stub_openai_server import Script
+
+    stub_server.script = Script(status=status, headers=tuple(headers))
+    m = OpenAICompatModel(ModelConfig(id="m", kind="openai", base_url=stub_server.base_url, timeout_s=10.0))
+    try:
+        with pytest.raises(ModelError) as info:
+            with m.chat([Message("user", "hi")], GenerationSettings(max_tokens=8)) as st:
+                list(st)
+    finally:
+        m.close()
+    return info.value
+
+
+def test_status_and_retry_after_reach_the_error(stub_server):
+    err = _error_from(stub_server, 429, [("Retry-After", "2")])
+    assert (err.error_type, err.status_code, err.retry_after_s) == ("rate_limit", 429, 2.0)
+    assert is_retryable(err)
+    err = _error_from(stub_server, 529, [("x-ratelimit-reset-requests", "1s500ms")])
+    assert (err.error_type, err.status_code, err.retry_after_s) == ("provider_error", 529, 1.5)
+    assert is_retryable(err)
+    err = _error_from(stub_server, 401)
+    assert (err.error_type, err.status_code) == ("invalid_request", 401)
+    assert not is_retryable(err)
+
+
+def test_the_request_deadline_cuts_before_timeout_s(stub_server):
+    """The stub trickles (a real server answers this prompt too fast to show a cut)."""
+    import time
+
+    from chatwatch.config import ModelConfig
+    from chatwatch.models.contract import GenerationSettings, Message, ModelError
+    from chatwatch.models.openai_compat import OpenAICompatModel
+    from tests.stub_openai_server import Script
+
+    stub_server.script = Script(chunks=("a",) * 20, interval_s=0.2)
+    m = OpenAICompatModel(ModelConfig(id="m", kind="openai", base_url=stub_server.base_url, timeout_s=30.0))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ModelError) as info:
+            with m.chat([Message("user", "hi")], GenerationSettings(max_tokens=8), deadline=started + 0.6) as st:
+                list(st)
+    finally:
+        m.close()
+    elapsed = time.monotonic() - started
+    assert info.value.error_type == "timeout"
+    assert 0.55 <= elapsed < 1.5

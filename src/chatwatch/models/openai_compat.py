@@ -10,11 +10,12 @@ raises `ModelTimeoutError`, cutting the worker's socket so a stalled read ends t
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import re
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import openai
@@ -95,6 +96,7 @@ class OpenAICompatModel:
         progress = StreamProgress()
         messages = list(messages)
         run = self._streamed if stream else self._whole
+        self._request_deadline = deadline
         return ChatStream(run(messages, settings, progress), progress)
 
     def check(self) -> Availability:
@@ -132,7 +134,7 @@ class OpenAICompatModel:
         kwargs = self._request_args(messages, settings)
         progress.token_source = "estimated"  # chunk counts until the real count arrives
         progress.mark_started()
-        deadline = time.monotonic() + self.timeout_s
+        deadline = self._deadline()
         call = DeadlineCall(lambda c: _pump_stream(client, kwargs, c), name=f"chatwatch-{self.id}")
         parts: list[str] = []
         finish: str | None = None
@@ -185,7 +187,7 @@ class OpenAICompatModel:
     ) -> Generator[str, None, StreamResult]:
         kwargs = self._request_args(messages, settings)
         progress.mark_started()
-        deadline = time.monotonic() + self.timeout_s
+        deadline = self._deadline()
         call = DeadlineCall(
             lambda c: c.put("reply", client.chat.completions.create(**kwargs)), name=f"chatwatch-{self.id}"
         )
@@ -339,8 +341,16 @@ class OpenAICompatModel:
 
     # -- errors ---------------------------------------------------------------------------
 
-    def _error(self, cls: type[ModelError], message: str) -> ModelError:
-        return cls(message, model_id=self.id, provider=self.provider)
+    def _deadline(self) -> float:
+        """The earlier of the request's own deadline (retries included) and now + timeout_s."""
+        own = time.monotonic() + self.timeout_s
+        given = getattr(self, "_request_deadline", None)
+        return own if given is None else min(own, given)
+
+    def _error(
+        self, cls: type[ModelError], message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> ModelError:
+        return cls(message, model_id=self.id, provider=self.provider, status_code=status, retry_after_s=retry_after_s)
 
     def _where(self) -> str:
         return f"model '{self.id}' at {self.base_url}"
@@ -366,7 +376,8 @@ class OpenAICompatModel:
         """The taxonomy error for an SDK/transport failure; the provider's words kept, scrubbed."""
         where = self._where()
         if isinstance(exc, openai.APIStatusError):
-            return self._status_error(exc.status_code, _provider_message(exc))
+            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+            return self._status_error(exc.status_code, _provider_message(exc), retry_after_from_headers(headers))
         if isinstance(exc, openai.APITimeoutError):
             idle = f"no data for {self.timeout_s:g} s" if midstream else f"no answer within {self.timeout_s:g} s"
             return self._error(ModelTimeoutError, f"Timed out: {where} sent {idle}")
@@ -382,9 +393,15 @@ class OpenAICompatModel:
         detail = scrub(str(exc))[:_MAX_PROVIDER_MESSAGE]
         return self._error(ProviderError, f"{where} failed: {type(exc).__name__}: {detail}")
 
-    def _status_error(self, status: int, message: str) -> ModelError:
+    def _status_error(self, status: int, message: str, retry_after_s: float | None = None) -> ModelError:
         where = self._where()
         said = f": {message}" if message else ""
+        error = self._status_error_class(status, message, where, said)
+        error.status_code = status
+        error.retry_after_s = retry_after_s
+        return error
+
+    def _status_error_class(self, status: int, message: str, where: str, said: str) -> ModelError:
         if status == 429:
             return self._error(RateLimitError, f"Rate limited: {where} answered HTTP 429{said}")
         if status in (401, 403):
@@ -404,6 +421,47 @@ class OpenAICompatModel:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """OpenAI's reset form ("1s", "6m0s", "120ms", "1h2m3.5s") in seconds; None if not that form."""
+    text = text.strip()
+    if not text:
+        return None
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _UNIT_S[match.group(2)]
+        pos = match.end()
+    return total if pos == len(text) else None
+
+
+def retry_after_from_headers(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the provider asked callers to wait: retry-after-ms, Retry-After (seconds or an HTTP
+    date), then the later of x-ratelimit-reset-requests / -tokens. None when no header says."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if (ms := lower.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    if (value := lower.get("retry-after")) is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - now())
+    keys = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+    found = [r for r in (parse_duration(lower[k]) for k in keys if k in lower) if r is not None]
+    return max(found) if found else None
 
 
 def _provider_message(exc: BaseException) -> str:

@@ -9,25 +9,21 @@ Retried: connection errors, timeouts, rate limits (429) and provider errors with
 500/502/503/504/529 or with no status (a dropped connection before any token). Never:
 invalid requests (incl. 401/403), context length, or anything once a chunk reached the caller.
 Waits use exponential backoff with FULL jitter, `uniform(0, min(max_s, base_s * 2**(n-1)))`,
-and are at least the provider's Retry-After; a wait that would pass the deadline means no retry.
+and are at least the provider's Retry-After (parsed from its headers by
+models/openai_compat.py into `ModelError.retry_after_s`); a wait that would pass the deadline means no retry.
 """
 
 from __future__ import annotations
 
-import email.utils
 import random
-import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatwatch.models.contract import ModelError
 
 RETRYABLE_TYPES = frozenset({"connection", "timeout", "rate_limit"})
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 529})
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def is_retryable(error: ModelError, *, chunks_sent: int = 0) -> bool:
@@ -39,46 +35,6 @@ def is_retryable(error: ModelError, *, chunks_sent: int = 0) -> bool:
     if error.error_type == "provider_error":
         return error.status_code is None or error.status_code in RETRYABLE_STATUS
     return False
-
-
-def parse_duration(text: str) -> float | None:
-    """OpenAI's reset form ("1s", "6m0s", "120ms", "1h2m3.5s") in seconds; None if not that form."""
-    text = text.strip()
-    if not text:
-        return None
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            return None
-        total += float(match.group(1)) * _UNIT_S[match.group(2)]
-        pos = match.end()
-    return total if pos == len(text) else None
-
-
-def retry_after_from_headers(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds the provider asked to wait: retry-after-ms, Retry-After (seconds or an HTTP date),
-    then the later of x-ratelimit-reset-requests / -tokens. None when no header says."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    if (ms := lower.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    if (value := lower.get("retry-after")) is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, when.timestamp() - now())
-    resets = [
-        parse_duration(lower[k]) for k in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens") if k in lower
-    ]
-    found = [r for r in resets if r is not None]
-    return max(found) if found else None
 
 
 @dataclass(frozen=True)
