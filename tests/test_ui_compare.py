@@ -168,3 +168,33 @@ def test_leaderboard_page_table_and_too_few_votes(config):
     assert list(table["Votes"]) == [13, 12, 1]
     assert table["Cost per 1,000 requests"].iloc[1] == "unpriced"
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_leaderboard_export_is_the_table_with_exact_costs(store):
+    """The CSV and JSON downloads hold every row of the leaderboard; a cost is an exact
+    JSON number, an unpriced model's cost is null (never 0)."""
+    import csv
+    import io
+    import json
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from chatwatch.reports.arena import leaderboard
+    from chatwatch.store.votes import cast_vote
+    from chatwatch.ui.widgets import arena
+    from tests.fixtures.db import BASE_TIME, make_record
+
+    a = make_record(model="priced", cost_usd=Decimal("0.000001234"))
+    b = make_record(model="free", cost_usd=None, price_source="unpriced")
+    store.write_many([a, b])
+    cast_vote(store, record_a=a.id, record_b=b.id, model_a="priced", model_b="free", verdict="tie", session_id="s")
+    rows = leaderboard(store, BASE_TIME - timedelta(days=1), None, min_votes=1, bootstrap_rounds=10)
+    data = json.loads(arena.export_json(rows), parse_float=Decimal)
+    assert [d["model"] for d in data] == [r.model for r in rows]
+    by_model = {d["model"]: d for d in data}
+    assert by_model["priced"]["cost_per_1k_requests_usd"] == Decimal("0.001234")
+    assert by_model["free"]["cost_per_1k_requests_usd"] is None and by_model["free"]["unpriced_requests"] == 1
+    assert by_model["priced"]["ties"] == by_model["free"]["ties"] == 1
+    table = list(csv.DictReader(io.StringIO(arena.export_csv(rows))))
+    assert [r["model"] for r in table] == [r.model for r in rows]
+    assert {r["model"]: r["cost_per_1k_requests_usd"] for r in table} == {"priced": "0.001234000", "free": ""}
