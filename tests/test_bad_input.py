@@ -421,11 +421,6 @@ def test_ask_refuses_a_system_prompt_too_long_for_the_window(cli_config):
     one_line_error(out, cause="the system prompt with the last message is")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="telemetry/monitor.py stores prompt_text with the surrogate: the store refuses it (UnicodeEncodeError), "
-    "keeps it in memory and loses it at close; the Monitor must re-encode captured text (see the report of #9 item 5)",
-)
 def test_a_prompt_that_is_not_utf8_with_content_capture_on_does_not_block_the_store(tmp_path):
     # The record of a refused request keeps the prompt when capture is on: a surrogate in it
     # must not make the record unstorable and stall every later one.

@@ -139,7 +139,7 @@ def test_ask_failure_prints_the_record_and_exits_1(tmp_path, port):
 
 def test_empty_prompt_is_refused_with_its_cause():
     out = chatwatch("ask", "--json", "  ")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert json.loads(out.stdout)["error_type"] == "invalid_request"
     assert "empty" in out.stderr
 
@@ -224,7 +224,7 @@ def test_stats_shows_unknown_costs_as_unpriced(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split()[-1] == "cost"
-    cost = {line.split(None, 6)[0]: line.split(None, 6)[6] for line in lines[1:]}
+    cost = {line.split(None, 10)[0]: line.split(None, 10)[10] for line in lines[1:]}
     assert cost == {
         "all": f"${hosted + mixed:f} + 3 unpriced",  # $0.000123123 + 3 unpriced
         "hosted": "$0.000123",

@@ -49,6 +49,7 @@ from chatwatch.alerts.model import (
 from chatwatch.alerts.text import Problem
 from chatwatch.reports.percentile import percentile
 from chatwatch.store.breakers import open_models
+from chatwatch.store.record import LOCAL_REFUSALS
 from chatwatch.store.schema import model_loads, requests
 
 # A firing alert resolves only once its value is this far below the threshold, so a value
@@ -150,6 +151,8 @@ def _result(rule: Rule, value: float | None, samples: int, holds: bool, model: s
 def _error_rate(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     errors = sa.func.sum(sa.case((requests.c.status == "error", 1), else_=0))
     stmt = _scoped(sa.select(requests.c.model, sa.func.count(), errors), rule, _window(rule, now_us), now_us)
+    # The model error rate: chatwatch's own refusals (open circuit, budget, rate limit) never reached a model.
+    stmt = stmt.where(requests.c.error_type.is_(None) | requests.c.error_type.not_in(LOCAL_REFUSALS))
     rows = conn.execute(stmt.group_by(requests.c.model)).all()
     total = sum(r[1] for r in rows)
     failed = sum(int(r[2] or 0) for r in rows)

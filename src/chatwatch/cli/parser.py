@@ -88,11 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     # Each command module registers its own arguments; its heavy imports wait until it runs.
-    from chatwatch.cli import ask, auth, serve
+    from chatwatch.cli import ask, auth, compare, serve
 
     serve.add_parser(sub, _common)
     auth.add_parser(sub, _common)
     ask.add_parser(sub, _common)
+    compare.add_parser(sub, _common)
 
     p = sub.add_parser("models", help="list configured models and whether each is reachable")
     _common(p)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from chatwatch.i18n.alerts import ALERT_STRINGS, NOTIFY_STRINGS
+from chatwatch.i18n.arena import ARENA_STRINGS
+from chatwatch.i18n.auth import AUTH_STRINGS
 from chatwatch.i18n.chat import CHAT_STRINGS
 from chatwatch.i18n.common import COMMON_STRINGS
 from chatwatch.i18n.cost import COST_STRINGS
@@ -40,6 +42,8 @@ TABLES: dict[str, Table] = {
     "storage": STORAGE_STRINGS,
     "forecast": FORECAST_STRINGS,
     "cost control": COST_STRINGS,
+    "auth": AUTH_STRINGS,
+    "arena": ARENA_STRINGS,
     "resilience": RESILIENCE_STRINGS,
 }
 

@@ -29,6 +29,7 @@ FORECAST_STRINGS: dict[str, dict[str, str]] = {
         "es": "Sin previsión (coste desconocido, sin precio): {models}.",
         "en": "No forecast (cost unknown, unpriced): {models}.",
     },
+    "forecast.per_model": {"es": "Previsión por modelo", "en": "Forecast per model"},
     "forecast.col.scope": {"es": "Modelo", "en": "Model"},
     "forecast.col.total": {"es": "Total", "en": "Total"},
     "forecast.col.low": {"es": "Fin de mes (mín. 95 %)", "en": "Month-end (95 % low)"},

@@ -31,7 +31,7 @@ from chatwatch.models.registry import ModelRegistry
 from chatwatch.privacy import scrub
 from chatwatch.store.records import Store
 from chatwatch.store.retention import RetentionTask
-from chatwatch.telemetry.monitor import Monitor, MonitoredStream
+from chatwatch.telemetry.monitor import Monitor, MonitoredStream, default_instance
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,21 @@ class Runtime:
         # A database that is down or unwritable at start does not stop the chat (store/records.py).
         self.store = Store.from_settings(s, wait_for_database=True)
         self._stack.callback(self.store.close)
-        self.monitor = Monitor(s, self.store)  # its instance: [app] instance, else host:pid
+        # OpenTelemetry (optional): spans and GenAI metrics per attempt, exported in batches on
+        # the SDK's own threads. Built before the monitor so it closes after it: the records
+        # the monitor hands over at close still become spans. Prometheus is per process, not
+        # per runtime (runtime/process.py).
+        instance = s.app.instance or default_instance()
+        self.otel = None
+        if s.otel.enabled:
+            from chatwatch.exporters.otel import OtelExporter
+
+            self.otel = OtelExporter(s, instance=instance)
+            self._stack.callback(self.otel.close)
+        self.monitor = Monitor(s, self.store, instance=instance)  # [app] instance, else host:pid
         self._stack.callback(self.monitor.close)
+        if self.otel is not None:
+            self.monitor.add_listener(self.otel.on_record)
         if models is None:
             models = ModelRegistry()
             self._stack.callback(models.close)
@@ -95,15 +108,6 @@ class Runtime:
             log.error("alert rules not written yet, the store is unavailable: %s", scrub(str(exc))[:300])
         self.alerts.start()
         self.monitor.add_listener(self.alerts.on_record)
-        # OpenTelemetry (optional): spans and GenAI metrics per attempt, exported in batches on
-        # the SDK's own threads. Prometheus is per process, not per runtime (runtime/process.py).
-        self.otel = None
-        if s.otel.enabled:
-            from chatwatch.exporters.otel import OtelExporter
-
-            self.otel = OtelExporter(s, instance=self.monitor.instance)
-            self._stack.callback(self.otel.close)
-            self.monitor.add_listener(self.otel.on_record)
         # Deletes old rows in batches, one process at a time (a database lease). Short-lived
         # CLI runtimes get none: `chatwatch cleanup` is theirs.
         self.retention: RetentionTask | None = None

@@ -32,7 +32,7 @@ from chatwatch.privacy import scrub
 from chatwatch.store import migrations, rollups
 from chatwatch.store.db import configure_sqlite, create_engine, write_transaction
 from chatwatch.store.record import RequestRecord
-from chatwatch.store.schema import feedback, model_loads, record_losses, requests
+from chatwatch.store.schema import feedback, model_loads, record_losses, requests, votes
 from chatwatch.store.schema import rollups as rollups_table
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ _R = rollups_table.c
 _PRUNE_TARGETS: tuple[tuple[str, sa.Table, Any, sa.Column, tuple, str], ...] = (
     ("requests", requests, requests.c.id, requests.c.started_us, (), "raw"),
     ("feedback", feedback, feedback.c.request_id, feedback.c.created_us, (), "raw"),
+    ("votes", votes, votes.c.id, votes.c.created_us, (), "raw"),
     ("model_loads", model_loads, model_loads.c.id, model_loads.c.loaded_us, (), "raw"),
     # Losses are counts, like rollups: kept as long, so a long range still says what it misses.
     ("record_losses", record_losses, record_losses.c.id, record_losses.c.last_started_us, (), "rollups"),

@@ -57,6 +57,12 @@ RETRY_MAX_S = 30.0
 RETRY_BATCH = 500  # kept records written per transaction by the unsaved writer
 
 
+def _storable(text: str) -> str:
+    """Text any database takes: bytes that were not UTF-8 (surrogate escapes from a command
+    line) become U+FFFD instead of making the whole record unstorable."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def default_instance() -> str:
     import os
 
@@ -505,8 +511,8 @@ class Monitor:
             max_tokens=settings.max_tokens,
             finish_reason=(result.finish_reason if result else None),
             app_version=__version__,
-            prompt_text=redact_text(prompt) if self.capture_content else None,
-            response_text=redact_text(text) if self.capture_content else None,
+            prompt_text=_storable(redact_text(prompt)) if self.capture_content else None,
+            response_text=_storable(redact_text(text)) if self.capture_content else None,
             request_id=tags.request_id or request_id,
             attempt=tags.attempt,
             retry_reason=tags.retry_reason,

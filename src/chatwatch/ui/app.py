@@ -48,6 +48,9 @@ pages = [
     _page("dashboard.py", "nav.dashboard", "📊", "dashboard"),
     _page("requests.py", "nav.requests", "🔎", "requests"),
     _page("alerts.py", "nav.alerts", "🚨", "alerts"),
+    _page("compare.py", "nav.compare", "⚖️", "compare"),
+    _page("arena.py", "nav.arena", "🥊", "arena"),
+    _page("leaderboard.py", "nav.leaderboard", "🏆", "leaderboard"),
 ]
 if _auth.mode != "none":
     pages.append(

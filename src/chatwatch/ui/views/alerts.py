@@ -32,6 +32,7 @@ ALL = "\x00all"  # "all models" in the model picker
 PERIODS_MIN = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60, "30d": 30 * 24 * 60, "all": None}
 # A new rule (or a rule switched to another kind) starts from a sensible threshold.
 DEFAULT_THRESHOLD = {
+    "circuit_open": 0.0,
     "error_rate": 0.05,
     "consecutive_failures": 3.0,
     "latency_p95": 10.0,

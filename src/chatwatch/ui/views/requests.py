@@ -21,6 +21,8 @@ L = lang()
 cfg = settings()
 
 st.title(t("req.title", L))
+if linked := st.query_params.get("request"):  # a link from another page (compare, arena)
+    render_request_detail(cfg, linked, L)
 view = requests_view(L, model_options(cfg), error_type_options(cfg), session_id())
 size = st.sidebar.selectbox(t("req.page_size", L), PAGE_SIZES, index=1, key="req_page_size")
 # Aligned to the cache's lifetime, so reruns within it share one answer (a 1 s alignment

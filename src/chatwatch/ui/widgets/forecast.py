@@ -121,5 +121,6 @@ def render_forecast(lang: str, now: datetime) -> None:
         st.caption(t("forecast.unpriced", lang, n=f"{total.unpriced_requests:,}"))
     if forecast.unpriced_models:
         st.caption(t("forecast.unpriced_models", lang, models=", ".join(forecast.unpriced_models)))
-    st.plotly_chart(cumulative_chart(forecast, lang), width="stretch")
-    st.dataframe(projection_table(forecast, lang), hide_index=True, width="stretch")
+    st.plotly_chart(cumulative_chart(forecast, lang), width="stretch", key="chart_forecast")
+    with st.expander(t("forecast.per_model", lang)):
+        st.dataframe(projection_table(forecast, lang), hide_index=True, width="stretch", key="table_forecast")
