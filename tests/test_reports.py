@@ -282,7 +282,8 @@ def test_beyond_the_range_reads_as_a_bound_on_the_page_and_in_stats(tmp_path, mo
 
     assert main(["stats", "--since", "1h"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split()[:6] == ["all", "150", "0", "0.0%", ">", "2"]
+    # requests, errors, model err%, user err%, rescued, retries, fallbacks, then p50 "> 2 h"
+    assert lines[1].split()[:10] == ["all", "150", "0", "0.0%", "0.0%", "0", "0", "0", ">", "2"]
 
     page = Path(__file__).parent.parent / "src" / "chatwatch" / "ui" / "views" / "dashboard.py"
     at = AppTest.from_file(str(page), default_timeout=60)
