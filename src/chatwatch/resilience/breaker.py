@@ -222,8 +222,8 @@ class Breakers:
             row = table.read(conn, [config.id], lock=True)[config.id]
             failures = row.failures + 1
             reopen_until = now + int(b.cooldown_s * 1e6)
-            if row.state == HALF_OPEN and probe:
-                cause = f"the probe failed ({error_type})"
+
+            def trip(from_state: str, cause: str) -> None:
                 table.update(
                     conn,
                     config.id,
@@ -235,7 +235,10 @@ class Breakers:
                     changed_us=now,
                     cause=cause,
                 )
-                self._log_open(config.id, HALF_OPEN, cause, b.cooldown_s)
+                self._log_open(config.id, from_state, cause, b.cooldown_s)
+
+            if row.state == HALF_OPEN and probe:
+                trip(HALF_OPEN, f"the probe failed ({error_type})")
             elif row.state == CLOSED:
                 cause = None
                 if failures >= b.failures:
@@ -245,18 +248,7 @@ class Breakers:
                 if cause is None:
                     table.update(conn, config.id, failures=failures, last_error=error_type)
                 else:
-                    table.update(
-                        conn,
-                        config.id,
-                        state=OPEN,
-                        failures=failures,
-                        last_error=error_type,
-                        opened_us=now,
-                        until_us=reopen_until,
-                        changed_us=now,
-                        cause=cause,
-                    )
-                    self._log_open(config.id, CLOSED, cause, b.cooldown_s)
+                    trip(CLOSED, cause)
             else:  # an attempt admitted before the circuit opened, or not the probe
                 table.update(conn, config.id, failures=failures, last_error=error_type)
             self._reread(conn, config.id)
