@@ -148,7 +148,8 @@ def cost_forecast(
     today = datetime(now.year, now.month, now.day, tzinfo=UTC)
     since = min(month_start, today - timedelta(days=LOOKBACK_DAYS))
     frame = timeseries(store, Filters(since=since, until=now, models=tuple(models)), timedelta(hours=1)).frame
-    first_day = _first_day(store, since, now)
+    # Days before the first request in the look-back are days the store did not exist, not $0 days.
+    first_day = frame["bucket"].min().to_pydatetime().astimezone(UTC).date() if len(frame) else None
     looked = {s.model: s for s in per_model(store, Filters(since=since, until=now, models=tuple(models)))}
     month = {s.model: s for s in per_model(store, Filters(since=month_start, until=now, models=tuple(models)))}
     unpriced_models = sorted(m for m, s in looked.items() if s.requests and s.unpriced == s.requests)
@@ -183,15 +184,6 @@ def _month_days(frame, month_start: datetime, now: datetime) -> list[tuple[date,
         out.append((day, nanousd_to_usd(totals.get(day, 0))))
         day += timedelta(days=1)
     return out
-
-
-def _first_day(store: Store, since: datetime, now: datetime) -> date | None:
-    """The first day with any request in the look-back: days before it are not "$0 days",
-    they are days the store did not exist."""
-    frame = timeseries(store, Filters(since=since, until=now), timedelta(days=1)).frame
-    if not len(frame):
-        return None
-    return frame["bucket"].min().to_pydatetime().date()
 
 
 def _projection(

@@ -35,7 +35,8 @@ from chatwatch.config import BudgetConfig, ModelConfig, Settings
 from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.models.token_estimate import estimate_prompt_tokens
 from chatwatch.store import budgets as db
-from chatwatch.store.record import NANO, RequestRecord, exact_usd
+from chatwatch.store.record import RequestRecord, exact_usd, to_nanousd
+from chatwatch.store.records import nanousd_to_usd
 from chatwatch.telemetry.pricing import Pricer
 
 log = logging.getLogger("chatwatch.resilience")
@@ -107,11 +108,8 @@ def period_bounds(period: str, at: datetime) -> tuple[datetime, datetime]:
 
 
 def _nanos(usd: Decimal | None) -> int:
-    return 0 if usd is None else int((usd / NANO).to_integral_value())
-
-
-def _usd(nanos: int) -> Decimal:
-    return Decimal(nanos).scaleb(-9)
+    """Nano-dollars to book: an unknown cost books nothing (it is not $0, it is unknown)."""
+    return to_nanousd(usd) or 0
 
 
 def _money(usd: Decimal | float) -> str:
@@ -205,7 +203,7 @@ class Budgets:
     def _refusal_text(budget: BudgetConfig, u: db.Usage, resets: datetime) -> str:
         when = resets.strftime("%Y-%m-%d %H:%M UTC")
         if budget.limit_usd is not None:
-            spent = _usd(u.spent_nanousd + u.reserved_nanousd)
+            spent = nanousd_to_usd(u.spent_nanousd + u.reserved_nanousd)
             used = f"{_money(spent)} of {_money(budget.limit_usd)} spent or reserved"
         else:
             used = f"{u.spent_tokens + u.reserved_tokens:,} of {budget.limit_tokens:,} tokens used or reserved"
@@ -241,7 +239,7 @@ class Budgets:
         notice = BudgetNotice(
             budget=budget.name,
             fraction=top,
-            spent_usd=_usd(u.spent_nanousd),
+            spent_usd=nanousd_to_usd(u.spent_nanousd),
             limit_usd=budget.limit_usd,
             spent_tokens=u.spent_tokens,
             limit_tokens=budget.limit_tokens,
@@ -272,8 +270,8 @@ class Budgets:
                     action=b.action,
                     limit_usd=b.limit_usd,
                     limit_tokens=b.limit_tokens,
-                    spent_usd=_usd(u.spent_nanousd if u else 0),
-                    reserved_usd=_usd(u.reserved_nanousd if u else 0),
+                    spent_usd=nanousd_to_usd(u.spent_nanousd if u else 0),
+                    reserved_usd=nanousd_to_usd(u.reserved_nanousd if u else 0),
                     spent_tokens=u.spent_tokens if u else 0,
                     period_start=start,
                     resets_at=end,
