@@ -3,8 +3,10 @@
 It exists for the failure modes a real llama_cpp.server cannot be made to produce on
 demand: HTTP 401/404/429/500 and 400 "context length" answers, a stream cut in the middle
 (the socket closed after a few chunks), a slow trickle (for the total-deadline test), a
-stream that ends without a finish_reason, and usage with cached/reasoning tokens in the
-final chunk. Real behaviour (replies, token counts, latency) is tested against the real
+stream that ends without a finish_reason, usage with cached/reasoning tokens in the
+final chunk, a first byte slower than a deadline, and a 200 whose body is not JSON. For the
+attempt chain (retries, fallbacks, circuit breaker) a test queues scripts: each chat request
+takes the next one from `queue`, and `script` answers once the queue is empty. Real behaviour (replies, token counts, latency) is tested against the real
 llama_cpp.server; this stub is never a substitute for it.
 
 It speaks just enough of the protocol: POST /v1/chat/completions (SSE when `stream` is
@@ -38,6 +40,8 @@ class Script:
     cut_after: int | None = None  # drop the connection after this many content chunks
     model: str = "stub-model"
     headers: tuple[tuple[str, str], ...] = ()  # extra headers on error answers (Retry-After, rate-limit resets)
+    first_byte_s: float = 0.0  # pause before the status line: nothing at all reaches the client before it
+    invalid_body: bool = False  # answer 200 with a body that is not JSON (nor SSE)
 
 
 @dataclass
@@ -45,14 +49,17 @@ class Seen:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: dict[str, Any] | None
+    at: float = 0.0  # time.perf_counter() when the request's body had been read
 
 
 class StubServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.script = Script()
+        self.queue: list[Script] = []  # chat requests take these first, one each, in order
         self.tokenize = False
         self.tokenize_delay_s = 0.0
         self.requests: list[Seen] = []
+        self._lock = threading.Lock()
         self.disconnects = 0  # streams the client went away from while the stub was writing
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -80,6 +87,7 @@ class StubServer:
 
     def reset(self) -> None:
         self.script = Script()
+        self.queue = []
         self.tokenize = False
         self.tokenize_delay_s = 0.0
         self.requests.clear()
@@ -87,6 +95,11 @@ class StubServer:
 
     def chat_requests(self) -> list[Seen]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def next_chat_script(self) -> Script:
+        """The script of the chat request arriving now: the queue's head, else `script`."""
+        with self._lock:
+            return self.queue.pop(0) if self.queue else self.script
 
 
 def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
@@ -100,7 +113,8 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
-            stub.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.perf_counter())
+            stub.requests.append(seen)
             return body
 
         def do_GET(self) -> None:
@@ -114,14 +128,18 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self._record() or {}
-            script = stub.script
             if self.path == "/tokenize" and stub.tokenize:
                 time.sleep(stub.tokenize_delay_s)  # a slow tokenizer: a real server is too quick to show it
                 return self._json(200, {"tokens": list(range(len(str(body.get("content", "")).split())))})
             if self.path != "/v1/chat/completions":
                 return self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            script = stub.next_chat_script()
+            if script.first_byte_s:
+                time.sleep(script.first_byte_s)
             if script.status != 200:
                 return self._error(script)
+            if script.invalid_body:
+                return self._raw(200, b"<html>502 Bad Gateway (not JSON)</html>", "text/html")
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 return self._stream(script, include_usage)
@@ -155,14 +173,20 @@ def _make_handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def _json(self, status: int, payload: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+        def _raw(self, status: int, data: bytes, content_type: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+            try:
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (its deadline passed)
+                stub.disconnects += 1
+                self.close_connection = True
 
         def _stream(self, script: Script, include_usage: bool) -> None:
             self.send_response(200)
