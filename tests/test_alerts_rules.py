@@ -523,7 +523,7 @@ def test_no_data_choice_is_validated_and_kept(store):
     bad = Rule(name="r", kind="error_rate", threshold=0.1, no_data="ignore")
     assert (
         svc.save_rule(bad, create=True)["no_data"].text("en")
-        == "unknown no_data choice 'ignore'; one of: keep, resolve"
+        == "unknown no_data choice 'ignore'; one of: keep, resolve, zero, notify"
     )
     assert svc.save_rule(bad.with_settings(no_data="resolve"), create=True) == {}
     assert svc.rule("r").no_data == "resolve"

@@ -207,6 +207,11 @@ class AlertRuleConfig(_Strict):
         "memory",
         "no_success",
         "circuit_open",
+        # Compared with normal (alerts/baseline.py): threshold is a ratio to the baseline.
+        "latency_p95_anomaly",
+        "ttft_p95_anomaly",
+        "error_rate_anomaly",
+        "traffic_drop",
     ]
     threshold: float = 0.0
     model: str | None = None
@@ -215,9 +220,12 @@ class AlertRuleConfig(_Strict):
     min_requests: int = Field(1, ge=0)
     for_minutes: float = Field(0, ge=0)
     enabled: bool = True
-    # What a firing alert does when its window has too few requests to measure: "keep"
-    # firing (and say "no data") or "resolve" as "resolved: no data" (never as a recovery).
-    no_data: Literal["keep", "resolve"] = "keep"
+    # When a window has too few requests to measure (alerts/engine.py): "keep" the last
+    # state (a firing alert stays firing and says "no data"), "resolve" a firing alert as
+    # "resolved: no data" (never as a recovery), "zero" measures the empty window as 0
+    # (error rate 0, traffic 0: traffic_drop fires, the others resolve), "notify" makes no
+    # data itself fire (after for_minutes) as "no data for N minutes".
+    no_data: Literal["keep", "resolve", "zero", "notify"] = "keep"
 
 
 class AlertsConfig(_Strict):

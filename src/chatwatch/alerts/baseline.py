@@ -14,6 +14,8 @@ these days already swing by". traffic_drop holds when traffic is at most
 `threshold` times the baseline and below the band. Each side needs `min_requests`: the
 current window (traffic_drop excepted: no traffic is what it looks for) and every baseline
 day counted; with fewer than BASELINE_MIN_DAYS usable days there is no baseline ("no data").
+With `no_data = "zero"` a current window under min_requests measures 0 (never holds, and
+clears a firing alert); a missing baseline stays "no data" (0 against nothing says nothing).
 
 Because the baseline is the same hour of other days, a daily peak that comes every day is
 normal and never fires; a step change fires within the window.
@@ -30,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import sqlalchemy as sa
 
-from chatwatch.alerts.model import US_PER_MIN, Measurement, Rule
+from chatwatch.alerts.model import BASELINE_KINDS, US_PER_MIN, Measurement, Rule
 from chatwatch.reports.percentile import percentile
 from chatwatch.store.record import LOCAL_REFUSALS
 from chatwatch.store.schema import requests
@@ -43,7 +45,7 @@ HYSTERESIS = 0.10
 ALPHA = 0.001  # how unlikely by chance alone a count must be to count as an anomaly
 # Smallest baseline a ratio is taken against, so "3x a baseline of 0 errors" is not "any error".
 FLOOR = {"latency_p95_anomaly": 0.01, "ttft_p95_anomaly": 0.01, "error_rate_anomaly": 0.01, "traffic_drop": 1.0}
-RISING = frozenset({"latency_p95_anomaly", "ttft_p95_anomaly", "error_rate_anomaly"})
+RISING = BASELINE_KINDS - {"traffic_drop"}
 KINDS = (*sorted(RISING), "traffic_drop")
 
 Reading = tuple[float | None, int]  # (value, samples)
@@ -104,6 +106,8 @@ def measure(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
         enough_now = True
     else:
         enough_now = value is not None and samples >= need
+    if not enough_now and rule.no_data == "zero":  # the user's choice: an empty window measures 0
+        value, enough_now = 0.0, True
     if len(past) < BASELINE_MIN_DAYS or not enough_now:
         return Measurement(value=None, samples=samples, holds=False, clear=False, no_data=True)
     mean = float(np.mean(past))
@@ -111,7 +115,7 @@ def measure(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     sd = float(np.std(past, ddof=1)) if len(past) > 1 else 0.0
     low, high = mean - BAND_SIGMAS * sd, mean + BAND_SIGMAS * sd
     # Never narrower than what chance alone gives at the current window's size.
-    if rule.kind == "error_rate_anomaly":
+    if rule.kind == "error_rate_anomaly" and samples:
         high = max(high, binomial_upper_critical(samples, min(base, 1.0)) / samples)
     elif rule.kind == "traffic_drop":
         low = min(low, float(poisson_lower_critical(base)))

@@ -15,8 +15,15 @@ each rule says what a firing alert does then (`no_data`):
   "no data: no requests in the last N min" instead of a value. It resolves only once
   enough requests come back and are clear.
 * "resolve": it resolves at once as "resolved: no data" (reason no_data, no value).
+* "zero": the window measures 0 instead (rules.py, baseline.py): error rate 0, latency 0,
+  traffic 0, so traffic_drop can fire and every other kind clears (a firing alert resolves
+  as recovered). An anomaly rule with no baseline yet still has no data: it keeps.
+* "notify": no data is itself the condition: it goes pending, fires after for_minutes
+  ("no data: no requests in the last N min", reason no_data) and stays firing until
+  requests come back and are clear. Data that holds keeps it firing as usual.
 
-A pending alert that loses its data goes back to ok (nothing was notified yet).
+A pending alert that loses its data goes back to ok (nothing was notified yet), except
+under "notify", where no data holds.
 
 Each transition is claimed in the database (store.claim_transition): of several processes
 or replicas evaluating the same rule at once, one moves it and stores the event, and only
@@ -132,7 +139,7 @@ class AlertEngine:
 
     def step(self, rule: Rule, state: AlertState, m: Measurement | None, now: int) -> Step | None:
         """The transition from `state` given measurement `m` (None: the rule is off)."""
-        holds = m is not None and m.holds
+        holds = m is not None and (m.holds or (m.no_data and rule.no_data == "notify"))
         clear = m is None or m.clear
         s = state.state
         if s in ("ok", "resolved"):
@@ -197,7 +204,7 @@ class AlertEngine:
                 "model": m.model,
                 "updated_us": now,
             },
-            self._event(rule, "firing", m, m.model, now, now, seq=0),
+            self._event(rule, "firing", m, m.model, now, now, seq=0, reason="no_data" if m.no_data else None),
         )
 
     def _event(

@@ -13,13 +13,16 @@ from chatwatch.config import AlertRuleConfig
 # The kinds the config accepts, in its order: one list, not copies kept in step by hand.
 KINDS: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["kind"].annotation)
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
-# Rules that need `min_requests` requests in their window before they can fire.
-USES_MIN_REQUESTS = frozenset({"error_rate", "latency_p95", "ttft_p95", "no_success"})
+# Rules compared with normal (alerts/baseline.py): the threshold is a ratio to the baseline.
+BASELINE_KINDS = frozenset({"latency_p95_anomaly", "ttft_p95_anomaly", "error_rate_anomaly", "traffic_drop"})
+# Rules that need `min_requests` requests in their window before they can fire (for the
+# baseline kinds: in the current window and in each past day's window counted).
+USES_MIN_REQUESTS = frozenset({"error_rate", "latency_p95", "ttft_p95", "no_success"}) | BASELINE_KINDS
 # Rules with nothing to measure when their window is empty (or under min_requests): "no
 # data". daily_cost always has a value (a new UTC day starts at $0); circuit_open too (a
 # circuit is open or it is not: the breakers' table, not a window of requests).
 NEEDS_DATA = frozenset(KINDS) - {"daily_cost", "circuit_open"}
-# What a firing alert does on no data (config.AlertRuleConfig.no_data).
+# What a rule does on no data (config.AlertRuleConfig.no_data; engine.py says how).
 NO_DATA_CHOICES: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["no_data"].annotation)
 # Rules whose value is measured over `window_minutes` (daily_cost uses the UTC day;
 # circuit_open reads the breakers' state now).

@@ -16,7 +16,12 @@ histogram estimate (within 5 %) and may differ from the alert by that much, neve
 
 A window with fewer than `min_requests` requests (or none) is "no data": neither holding
 nor clear, with no value, so an alert never "recovers" because requests stopped coming
-(the engine then keeps it firing or resolves it as "no data", see engine.py).
+(the engine then keeps it firing, resolves it as "no data" or fires on it, see engine.py)
+-- unless the rule says `no_data = "zero"`: then the window measures 0 and clears.
+
+latency_p95_anomaly, ttft_p95_anomaly, error_rate_anomaly and traffic_drop compare the
+window with the same window on each of the past 7 days (alerts/baseline.py); their
+threshold is a ratio to that baseline (validated by baseline.validate_threshold).
 
 circuit_open reads the circuit breakers' table instead (store/breakers.py, written by
 resilience/breaker.py): it holds while a circuit in its scope is not closed (open, or
@@ -36,7 +41,9 @@ from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
+from chatwatch.alerts import baseline
 from chatwatch.alerts.model import (
+    BASELINE_KINDS,
     KINDS,
     NEEDS_DATA,
     NO_DATA_CHOICES,
@@ -90,6 +97,8 @@ def validate(rule: Rule, *, known_models: Iterable[str] | None = None) -> dict[s
         errors["threshold"] = Problem.of("err.positive", value=t)
     elif rule.kind == "daily_cost" and t < 0:
         errors["threshold"] = Problem.of("err.cost", value=t)
+    elif rule.kind in BASELINE_KINDS and not baseline.validate_threshold(rule.kind, t):
+        errors["threshold"] = Problem.of("err.drop" if rule.kind == "traffic_drop" else "err.ratio", value=t)
     if not (math.isfinite(rule.window_minutes) and 0 < rule.window_minutes <= 24 * 60):
         errors["window_minutes"] = Problem.of("err.window", value=rule.window_minutes)
     if rule.min_requests < 0 or rule.min_requests != int(rule.min_requests):
@@ -135,6 +144,10 @@ def enough_data(rule: Rule, samples: int) -> bool:
 
 def _result(rule: Rule, value: float | None, samples: int, holds: bool, model: str | None) -> Measurement:
     if value is None or not enough_data(rule, samples):
+        if rule.no_data == "zero":
+            # The user's choice: an empty window measures 0, which meets no kind's limit (every
+            # threshold here is positive, daily_cost's "above" included) and so clears.
+            return Measurement(value=0.0, samples=samples, holds=False, clear=True, model=rule.model)
         # Nothing to compare: neither holding nor clear, and no value made up from nothing.
         return Measurement(value=None, samples=samples, holds=False, clear=False, no_data=True)
     if holds:
@@ -305,4 +318,6 @@ _MEASURES: dict[str, Measure] = {
     "memory": _memory,
     "no_success": _no_success,
     "circuit_open": _circuit_open,
+    # Compared with the same window of the past days (alerts/baseline.py).
+    **dict.fromkeys(BASELINE_KINDS, baseline.measure),
 }

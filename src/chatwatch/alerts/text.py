@@ -5,10 +5,12 @@ the app's one table; this module only fills them in."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chatwatch.alerts.model import AlertEvent, Measurement, Rule
+from chatwatch.alerts.baseline import BASELINE_DAYS, BASELINE_MIN_DAYS
+from chatwatch.alerts.model import BASELINE_KINDS, AlertEvent, Measurement, Rule
 from chatwatch.i18n import STRINGS, t
 
 
@@ -47,11 +49,16 @@ def no_data_text(kind: str, samples: int, window_minutes: float, min_requests: i
     """Why a window could not be measured: "no data: no requests in the last 5 min", or
     "only 3 request(s) ... (5 needed)" under min_requests."""
     window = f"{window_minutes:g}"
+    needed = max(1, min_requests)
     if kind == "memory":
         return tr("no_data.memory", lang, window=window)
+    # A baseline kind with enough requests now (traffic_drop always has: none is a drop)
+    # lacks the past days' windows instead.
+    if kind == "traffic_drop" or (kind in BASELINE_KINDS and samples >= needed):
+        return tr("no_data.baseline", lang, days=BASELINE_MIN_DAYS, past=BASELINE_DAYS, window=window, needed=needed)
     if samples <= 0:
         return tr("no_data.none", lang, window=window)
-    return tr("no_data.few", lang, n=samples, window=window, needed=max(1, min_requests))
+    return tr("no_data.few", lang, n=samples, window=window, needed=needed)
 
 
 def current_text(rule: Rule, m: Measurement, lang: str) -> str:
@@ -64,6 +71,8 @@ def current_text(rule: Rule, m: Measurement, lang: str) -> str:
 def firing_value(rule: Rule, value: float | None, latest: Measurement | None, lang: str) -> str:
     """What a firing alert shows as its value: the last measured one, and "no data ..."
     when the latest evaluation found too few requests (a kept alert says why it is kept)."""
+    if value is None and latest is not None and latest.no_data:  # fired on no data ("notify")
+        return current_text(rule, latest, lang)
     shown = fmt_value(rule.kind, value, lang)
     if latest is None or not latest.no_data:
         return shown
@@ -86,10 +95,40 @@ def event_value(event: AlertEvent, lang: str) -> str:
     return event_no_data(event, lang) or fmt_value(event.kind, event.value, lang)
 
 
+def baseline_text(rule: Rule, m: Measurement | None, lang: str) -> str:
+    """A baseline kind's normal value (the past days' mean), or "—"."""
+    if m is None or m.baseline is None:
+        return "—"
+    return fmt_value(rule.kind, m.baseline, lang)
+
+
+def band_text(rule: Rule, m: Measurement | None, lang: str) -> str:
+    """A baseline kind's band, "low – high", or "—". Shown within what the value can be
+    (no negative latency or traffic, no error rate above 100 %): a bound beyond that only
+    says the value cannot leave the band on that side."""
+    if m is None or m.band is None:
+        return "—"
+    top = 1.0 if rule.kind == "error_rate_anomaly" else math.inf
+    low, high = (min(max(b, 0.0), top) for b in m.band)
+    return f"{fmt_value(rule.kind, low, lang)} – {fmt_value(rule.kind, high, lang)}"
+
+
+def normal_text(rule: Rule, m: Measurement | None, lang: str) -> str | None:
+    """ "normal 1.2 s, band 0.8 s – 1.6 s" for a baseline kind's measurement, else None."""
+    if m is None or m.baseline is None:
+        return None
+    return tr("normal", lang, baseline=baseline_text(rule, m, lang), band=band_text(rule, m, lang))
+
+
+# The plain kind whose unit a baseline kind shares.
+_UNIT_OF = {"latency_p95_anomaly": "latency_p95", "ttft_p95_anomaly": "ttft_p95", "error_rate_anomaly": "error_rate"}
+
+
 def fmt_value(kind: str, value: float | None, lang: str) -> str:
     """A value (or threshold) of a rule kind with its unit."""
     if value is None:
         return tr("no_data", lang)
+    kind = _UNIT_OF.get(kind, kind)
     if kind == "error_rate":
         return f"{value * 100:.4g} %"
     if kind in ("latency_p95", "ttft_p95", "slow_response"):
@@ -104,12 +143,16 @@ def fmt_value(kind: str, value: float | None, lang: str) -> str:
         return tr("unit.requests", lang, n=int(value))
     if kind == "circuit_open":
         return tr("unit.circuits", lang, n=int(value))
+    if kind == "traffic_drop":  # a count now, a mean of counts for the baseline
+        return tr("unit.traffic", lang, n=f"{value:.1f}".removesuffix(".0"))
     return f"{value:g}"
 
 
 def fmt_threshold(kind: str, threshold: float, lang: str) -> str:
     if kind in ("no_success", "circuit_open"):
         return "—"
+    if kind in BASELINE_KINDS:
+        return tr("unit.ratio", lang, ratio=f"{threshold:g}")
     if kind == "consecutive_failures":
         return str(int(threshold))
     return fmt_value(kind, threshold, lang)
@@ -127,8 +170,8 @@ def scope_label(model: str | None, lang: str) -> str:
 
 def title(event: AlertEvent, lang: str) -> str:
     key = f"title.{event.state}"
-    if event.state == "resolved" and event.reason == "no_data":
-        key = "title.resolved_no_data"
+    if event.state in ("resolved", "firing") and event.reason == "no_data":
+        key = f"title.{event.state}_no_data"
     return tr(key, lang, rule=event.rule, severity=severity_label(event.severity, lang))
 
 
@@ -151,7 +194,7 @@ def body(event: AlertEvent, lang: str) -> str:
     if event.state == "resolved":
         key = {"no_data": "body.resolved_no_data", "off": "body.resolved_off"}.get(event.reason, "body.resolved")
     elif event.reason == "no_data":
-        key = "body.renotify_no_data"
+        key = "body.firing_no_data" if event.state == "firing" else "body.renotify_no_data"
     else:
         key = "body.firing"
     return tr(key, lang, **values)

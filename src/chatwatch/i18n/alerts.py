@@ -26,6 +26,8 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
     "alerts.col.value": {"es": "Valor", "en": "Value"},
     "alerts.col.current": {"es": "Valor actual", "en": "Current value"},
     "alerts.col.threshold": {"es": "Umbral", "en": "Threshold"},
+    "alerts.col.baseline": {"es": "Lo normal", "en": "Baseline"},
+    "alerts.col.band": {"es": "Banda normal", "en": "Band"},
     "alerts.col.scope": {"es": "Ámbito", "en": "Scope"},
     "alerts.col.model": {"es": "Modelo", "en": "Model"},
     "alerts.col.since": {"es": "Desde (UTC)", "en": "Since (UTC)"},
@@ -82,6 +84,11 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
     },
     "alerts.no_data.keep": {"es": "seguir activa", "en": "keep firing"},
     "alerts.no_data.resolve": {"es": "resolver como «sin datos»", "en": "resolve as 'no data'"},
+    "alerts.no_data.zero": {
+        "es": "contar como cero (tasa 0, tráfico 0)",
+        "en": "treat as zero (rate 0, traffic 0)",
+    },
+    "alerts.no_data.notify": {"es": "avisar: la falta de datos es la alerta", "en": "notify: no data is the alert"},
     "alerts.editor.save": {"es": "Guardar", "en": "Save"},
     "alerts.editor.delete": {"es": "Borrar", "en": "Delete"},
     "alerts.editor.reset": {"es": "Volver a la versión de la configuración", "en": "Back to the config version"},
@@ -133,6 +140,22 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
         "es": "Sin umbral: el circuito de un modelo está abierto (el modelo falla y se salta hasta que una prueba lo cierre).",
         "en": "No threshold: a model's circuit is open (the model keeps failing and is skipped until a probe closes it).",
     },
+    "alerts.help.latency_p95_anomaly": {
+        "es": "Veces lo normal: p95 de la latencia frente a la misma ventana de los 7 días anteriores (2 = el doble).",
+        "en": "Times normal: latency p95 against the same window on the past 7 days (2 = twice).",
+    },
+    "alerts.help.ttft_p95_anomaly": {
+        "es": "Veces lo normal: p95 del tiempo al primer token frente a la misma ventana de los 7 días anteriores.",
+        "en": "Times normal: time to first token p95 against the same window on the past 7 days.",
+    },
+    "alerts.help.error_rate_anomaly": {
+        "es": "Veces lo normal: tasa de errores frente a la misma ventana de los 7 días anteriores (3 = el triple).",
+        "en": "Times normal: error rate against the same window on the past 7 days (3 = three times).",
+    },
+    "alerts.help.traffic_drop": {
+        "es": "Fracción de lo normal: peticiones frente a la misma ventana de los 7 días anteriores (0.5 = la mitad).",
+        "en": "Fraction of normal: requests against the same window on the past 7 days (0.5 = half).",
+    },
     "alerts.channels.intro": {
         "es": "Cada alerta va al registro (logger chatwatch.alerts), a la app (avisos y banner) y a estos canales. Reaviso cada {minutes:g} min mientras siga activa; evaluación cada {seconds:g} s y tras cada petición.",
         "en": "Every alert goes to the log (logger chatwatch.alerts), to the app (toasts and banner) and to these channels. Re-notified every {minutes:g} min while firing; evaluated every {seconds:g} s and after each request.",
@@ -177,10 +200,18 @@ _T: dict[str, dict[str, str]] = {
         "es": "[chatwatch] RESUELTA (sin datos): {rule}",
         "en": "[chatwatch] RESOLVED (no data): {rule}",
     },
+    "title.firing_no_data": {
+        "es": "[chatwatch] SIN DATOS ({severity}): {rule}",
+        "en": "[chatwatch] {severity} NO DATA: {rule}",
+    },
     "title.test": {"es": "[chatwatch] Notificación de prueba", "en": "[chatwatch] Test notification"},
     "body.firing": {
         "es": "{what}: {value}{limit} en {scope}{blame}. Desde {since} UTC. Instancia {instance}.",
         "en": "{what}: {value}{limit} on {scope}{blame}. Since {since} UTC. Instance {instance}.",
+    },
+    "body.firing_no_data": {
+        "es": "{what} en {scope}: {no_data}. Desde {since} UTC. Instancia {instance}.",
+        "en": "{what} on {scope}: {no_data}. Since {since} UTC. Instance {instance}.",
     },
     "body.renotify_no_data": {
         "es": "{what} en {scope}{blame}: {no_data}. Sigue activa{limit} hasta que haya peticiones suficientes "
@@ -227,6 +258,12 @@ _T: dict[str, dict[str, str]] = {
         "es": "sin datos: ninguna medida de memoria en los últimos {window} min",
         "en": "no data: no memory reading in the last {window} min",
     },
+    "no_data.baseline": {
+        "es": "sin datos: aún no hay {days} de los últimos {past} días con {needed} petición(es) o más "
+        "en esta ventana de {window} min",
+        "en": "no data: not yet {days} of the past {past} days with {needed}+ request(s) in this {window} min window",
+    },
+    "normal": {"es": "lo normal {baseline}, banda {band}", "en": "normal {baseline}, band {band}"},
     "last_value": {"es": "{value} (último valor; {no_data})", "en": "{value} (last value; {no_data})"},
     "resolved.no_data": {"es": "resuelta (sin datos)", "en": "resolved (no data)"},
     "resolved.off": {"es": "resuelta (regla desactivada)", "en": "resolved (rule off)"},
@@ -241,6 +278,15 @@ _T: dict[str, dict[str, str]] = {
     "kind.daily_cost": {"es": "Coste del día (UTC)", "en": "Cost today (UTC)"},
     "kind.memory": {"es": "Memoria del proceso (RSS)", "en": "Process memory (RSS)"},
     "kind.no_success": {"es": "Sin ninguna respuesta correcta", "en": "No successful response"},
+    "kind.latency_p95_anomaly": {"es": "Latencia p95 fuera de lo normal", "en": "Latency p95 above normal"},
+    "kind.ttft_p95_anomaly": {
+        "es": "Tiempo al primer token p95 fuera de lo normal",
+        "en": "Time to first token p95 above normal",
+    },
+    "kind.error_rate_anomaly": {"es": "Tasa de errores fuera de lo normal", "en": "Error rate above normal"},
+    "kind.traffic_drop": {"es": "Caída del tráfico", "en": "Traffic drop"},
+    "unit.traffic": {"es": "{n} petición(es)", "en": "{n} request(s)"},
+    "unit.ratio": {"es": "{ratio}× lo normal", "en": "{ratio}× normal"},
     "unit.failures": {"es": "{n} seguidos", "en": "{n} in a row"},
     "kind.circuit_open": {"es": "Circuito abierto", "en": "Circuit open"},
     "unit.requests": {"es": "{n} peticiones sin éxito", "en": "{n} requests, none successful"},
@@ -279,6 +325,15 @@ _T: dict[str, dict[str, str]] = {
     "err.cost": {
         "es": "un coste diario no puede ser negativo ({value:g})",
         "en": "a daily cost cannot be negative ({value:g})",
+    },
+    "err.ratio": {
+        "es": "frente a lo normal, el umbral es una proporción mayor que 1 (2 = el doble de lo normal), no {value:g}",
+        "en": "against normal the threshold is a ratio above 1 (2 = twice the baseline), not {value:g}",
+    },
+    "err.drop": {
+        "es": "una caída del tráfico se mide como fracción de lo normal, entre 0 y 1 sin incluirlos "
+        "(0.5 = la mitad), no {value:g}",
+        "en": "a traffic drop is a fraction of normal between 0 and 1, both excluded (0.5 = half), not {value:g}",
     },
     "err.window": {
         "es": "la ventana debe ser de más de 0 y como mucho 1440 minutos (un día), no {value:g}",

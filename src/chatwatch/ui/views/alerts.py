@@ -1,5 +1,7 @@
 """Alerts page: active alerts, the history of alert events with filters, the rule editor
-(with validation) and the notification channels with a "send test notification" button."""
+(with validation) and the notification channels with a "send test notification" button.
+Rules compared with normal (alerts/baseline.py) show their baseline and band beside the
+value, from the last evaluation, so a user sees what "normal" the alert compared with."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from chatwatch.alerts.model import (
+    BASELINE_KINDS,
     KINDS,
     NO_DATA_CHOICES,
     SEVERITIES,
@@ -14,9 +17,19 @@ from chatwatch.alerts.model import (
     USES_MIN_REQUESTS,
     USES_THRESHOLD,
     USES_WINDOW,
+    Measurement,
     Rule,
 )
-from chatwatch.alerts.text import current_text, event_value, firing_value, fmt_threshold, fmt_time, kind_label
+from chatwatch.alerts.text import (
+    band_text,
+    baseline_text,
+    current_text,
+    event_value,
+    firing_value,
+    fmt_threshold,
+    fmt_time,
+    kind_label,
+)
 from chatwatch.i18n import t
 from chatwatch.ui.state import lang, runtime
 from chatwatch.ui.widgets.alerts import toast_new_alerts
@@ -41,6 +54,11 @@ DEFAULT_THRESHOLD = {
     "daily_cost": 1.0,
     "memory": 1024.0,
     "no_success": 0.0,
+    # Against normal (alerts/baseline.py): twice the usual p95 or error rate, half the traffic.
+    "latency_p95_anomaly": 2.0,
+    "ttft_p95_anomaly": 2.0,
+    "error_rate_anomaly": 2.0,
+    "traffic_drop": 0.5,
 }
 FIELDS = (
     "name",
@@ -68,6 +86,20 @@ def _scope(model: str | None) -> str:
     return model if model else t("alerts.scope.all", L)
 
 
+def _current(rule: Rule) -> Measurement | None:
+    """The rule's value from the last evaluation (measured now if there is none yet);
+    None if it cannot be measured (the page shows the rest)."""
+    try:
+        return svc.current(rule)
+    except Exception:
+        return None
+
+
+def _normal_columns(rule: Rule, m: Measurement | None) -> dict[str, str]:
+    """Baseline and band of a rule compared with normal ("—" for other kinds or no data)."""
+    return {t("alerts.col.baseline", L): baseline_text(rule, m, L), t("alerts.col.band", L): band_text(rule, m, L)}
+
+
 # --- active ------------------------------------------------------------------------------
 
 
@@ -76,6 +108,7 @@ def active_tab() -> None:
     if not alerts:
         st.success(t("alerts.none_active", L), icon="✅")
         return
+    normal = any(a.rule.kind in BASELINE_KINDS for a in alerts)
     rows = [
         {
             t("alerts.col.rule", L): a.rule.name,
@@ -85,6 +118,7 @@ def active_tab() -> None:
             if a.state.state == "firing"
             else "—",
             t("alerts.col.threshold", L): fmt_threshold(a.rule.kind, a.rule.threshold, L),
+            **(_normal_columns(a.rule, _current(a.rule) if a.rule.kind in BASELINE_KINDS else None) if normal else {}),
             t("alerts.col.scope", L): _scope(a.rule.model),
             t("alerts.col.model", L): a.state.model or "—",
             t("alerts.col.since", L): fmt_time(
@@ -222,12 +256,11 @@ def rules_table(rules: list[Rule]) -> None:
         st.info(t("alerts.rules.empty", L))
         return
     states = svc.states()
+    normal = any(r.kind in BASELINE_KINDS for r in rules)
     rows = []
     for r in rules:
-        try:
-            current = current_text(r, svc.current(r), L) if r.enabled else "—"
-        except Exception:
-            current = "?"
+        m = _current(r) if r.enabled else None
+        current = "—" if not r.enabled else "?" if m is None else current_text(r, m, L)
         s = states.get(r.name)
         rows.append(
             {
@@ -244,6 +277,7 @@ def rules_table(rules: list[Rule]) -> None:
                 t("alerts.col.enabled", L): r.enabled,
                 t("alerts.col.state", L): _state_label(s.state if s else "ok"),
                 t("alerts.col.current", L): current,
+                **(_normal_columns(r, m) if normal else {}),
                 t("alerts.col.origin", L): _origin(r),
             }
         )
@@ -296,7 +330,7 @@ def rule_editor(rules: list[Rule]) -> None:
     c1.number_input(
         t("alerts.editor.threshold", L),
         value=float(threshold),
-        step=0.01 if kind == "error_rate" else 1.0,
+        step=0.01 if kind == "error_rate" else 0.1 if kind in BASELINE_KINDS else 1.0,
         format="%.4f" if kind in ("error_rate", "daily_cost") else "%.2f",
         key=_threshold_key(pick, kind),
         disabled=kind not in USES_THRESHOLD,
