@@ -95,7 +95,7 @@ def test_only_reproducible_complete_answers_are_cached_and_the_bound_holds(tmp_p
                 at_us=1_000 + i,
             )
         assert db.count(store.engine, "served") == 2 and db.lookup(store.engine, "k0", at_us=2_000) is None
-        assert db.prune(store.engine, at_us=1_000 + 61_000_000) == 2
+        assert db.prune(store, at_us=1_000 + 61_000_000) == 2
 
 
 def test_config_refuses_a_cache_where_text_may_not_be_stored(tmp_path):

@@ -112,6 +112,10 @@ _STAGE_LABELS = {
     "model_loads": "model loads",
     "record_losses": "record losses",
     "rollups": "rollups",
+    "response_cache": "cached answers",
+    "rate_events": "rate events",
+    "budget_reservations": "budget reservations",
+    "budget_usage": "budget periods",
 }
 
 
@@ -181,6 +185,7 @@ def cmd_cleanup(args) -> int:
                 older_than=older_than,
                 progress=bar,
                 trigger="cli",
+                budget_configs=settings.budgets,
             )
         finally:
             bar.finish()
@@ -196,11 +201,15 @@ def cmd_cleanup(args) -> int:
         ("feedback", r.feedback),
         ("model loads", r.model_loads),
         ("record losses", r.record_losses),
+        ("cached answers", r.response_cache),
+        ("rate events", r.rate_events),
+        ("budget periods", r.budget_usage),
+        ("budget reservations", r.budget_reservations),
         ("log files", len(r.log_files)),
     ):
-        print(f"  {label:<13}{n:>12,}")
+        print(f"  {label:<20}{n:>12,}")
     if r.bytes_freed is not None:
-        print(f"  {'bytes freed':<13}{r.bytes_freed:>12,}  ({r.bytes_freed / 1e6:.1f} MB, SQLite)")
+        print(f"  {'bytes freed':<20}{r.bytes_freed:>12,}  ({r.bytes_freed / 1e6:.1f} MB, SQLite)")
     return 0
 
 

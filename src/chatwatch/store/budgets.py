@@ -12,13 +12,21 @@ their reservations (the estimate of the prompt's tokens), never by whole request
     usage, refused = reserve(engine, claims, reservation_id=rid, nanousd=n, tokens=t, ttl_s=600, instance=i)
     ...
     settle(engine, claims, reservation_id=rid, nanousd=actual, tokens=actual_tokens)
+    prune(store, ended_before=raw_before, day_budgets={"daily"})   # retention: ended periods
+
+Retention keeps a period's rows as long as the raw request rows of that period: a period
+goes once it ended more than `[retention] raw_days` ago. A row says only when its period
+started, so its end comes from the budget's period in the config; a budget no longer
+configured is taken to be monthly, the longer period, so no row goes before its time.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -26,8 +34,14 @@ from chatwatch.store.db import write_transaction
 from chatwatch.store.rollups import INSERT
 from chatwatch.store.schema import budget_reservations, budget_usage
 
+if TYPE_CHECKING:
+    from chatwatch.store.records import Store
+
 _U = budget_usage.c
 _R = budget_reservations.c
+DAY_US = 86_400_000_000
+# What prune deletes, in its order: reservations first, so none is left without its period.
+PRUNE_STAGES = ("budget_reservations", "budget_usage")
 
 
 @dataclass(frozen=True)
@@ -217,3 +231,52 @@ def read_usage(engine: sa.Engine, keys: Sequence[tuple[str, int]]) -> dict[str, 
     where = sa.or_(*(sa.and_(_U.budget == b, _U.period_start_us == p) for b, p in keys))
     with engine.connect() as conn:
         return {row.budget: _usage(row) for row in conn.execute(sa.select(budget_usage).where(where))}
+
+
+def _ended(table: sa.Table, ended_before: datetime, day_budgets: Collection[str]) -> list[tuple[int, tuple]]:
+    """(period_start_us cutoff, extra condition) pairs selecting rows of `table` whose period
+    ended at or before `ended_before`: a day ends a day after it starts; a month (and a
+    budget not in the config) at the next month's start, so it has ended when it started
+    before `ended_before`'s month."""
+    at = ended_before.astimezone(UTC)
+    day_cut = int(at.timestamp() * 1_000_000) - DAY_US + 1  # start + 1 day <= ended_before
+    month_cut = int(datetime(at.year, at.month, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    days = sorted(day_budgets)
+    c = table.c
+    return [(day_cut, (c.budget.in_(days),)), (month_cut, (c.budget.not_in(days),))]
+
+
+def prune(
+    store: Store,
+    *,
+    ended_before: datetime,
+    day_budgets: Collection[str] = (),
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Delete the rows of budget periods that ended at or before `ended_before`,
+    reservations then usage, a batch per transaction; `day_budgets` are the names of the
+    configured daily budgets. `progress(stage, deleted so far)` after each batch (it may
+    raise to stop). Returns rows deleted per table."""
+    deleted: dict[str, int] = {}
+    for name, table, key in (
+        ("budget_reservations", budget_reservations, (_R.id, _R.budget)),
+        ("budget_usage", budget_usage, (_U.budget, _U.period_start_us)),
+    ):
+        for cut, where in _ended(table, ended_before, day_budgets):
+            done = deleted.get(name, 0)
+            report = None if progress is None else (lambda n, name=name, done=done: progress(name, done + n))
+            deleted[name] = done + store._delete_batches(
+                table, key, table.c.period_start_us, cut, where=where, progress=report
+            )
+    return deleted
+
+
+def count_prunable(engine: sa.Engine, *, ended_before: datetime, day_budgets: Collection[str] = ()) -> dict[str, int]:
+    """What `prune` with the same arguments would delete now (a dry run's answer)."""
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        for name, table in (("budget_reservations", budget_reservations), ("budget_usage", budget_usage)):
+            for cut, where in _ended(table, ended_before, day_budgets):
+                query = sa.select(sa.func.count()).select_from(table).where(table.c.period_start_us < cut, *where)
+                counts[name] = counts.get(name, 0) + int(conn.execute(query).scalar_one())
+    return counts

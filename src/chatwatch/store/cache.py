@@ -3,18 +3,29 @@ what the original call cost and took, bounded per model and by age.
 
     entry = lookup(engine, key)              # a hit also counts itself (hits, last_hit_us)
     put(engine, entry, max_entries=10_000)   # replaces the key's answer; evicts the least recently hit
+    prune(store)                             # retention: expired answers, in the store's batches
+
+An expired answer is never served (`lookup` checks expires_us) but keeps its text in the
+store until retention deletes it, so the deletion is retention's job, in the same short
+batches as the raw rows (store/retention.py).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from chatwatch.store.db import write_transaction
 from chatwatch.store.rollups import INSERT
 from chatwatch.store.schema import response_cache
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from chatwatch.store.records import Store
 
 _C = response_cache.c
 
@@ -78,11 +89,20 @@ def put(engine: sa.Engine, entry: CacheEntry, *, ttl_s: float, max_entries: int,
         conn.execute(response_cache.delete().where(_C.model == entry.model, _C.key.not_in(keep)))
 
 
-def prune(engine: sa.Engine, *, at_us: int | None = None) -> int:
-    """Delete expired answers (retention calls this)."""
+def prune(store: Store, *, at_us: int | None = None, progress: Callable[[int], None] | None = None) -> int:
+    """Delete answers expired at `at_us` (now), a batch per transaction; `progress(deleted
+    so far)` after each batch (it may raise to stop). Retention calls this."""
     at = now_us() if at_us is None else at_us
-    with write_transaction(engine) as conn:
-        return conn.execute(response_cache.delete().where(_C.expires_us <= at)).rowcount
+    return store._delete_batches(response_cache, _C.key, _C.expires_us, at + 1, progress=progress)
+
+
+def count_prunable(engine: sa.Engine, *, at_us: int | None = None) -> int:
+    """How many answers `prune` would delete at `at_us` (a dry run's answer)."""
+    at = now_us() if at_us is None else at_us
+    with engine.connect() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(response_cache).where(_C.expires_us <= at)).scalar_one()
+        )
 
 
 def count(engine: sa.Engine, model: str | None = None) -> int:

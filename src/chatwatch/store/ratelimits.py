@@ -7,18 +7,28 @@ say when the oldest event leaves the window (the "retry in N s"). `settle` repla
 request's estimated tokens by its real count.
 
     ok, retry_in_s = admit(engine, [("model:gpt", 60, 100_000)], event_id, tokens=900)
+    prune(store)   # retention: events that left the window, in the store's batches
+
+`admit` drops old events only of the keys it checks, so a key that goes quiet (a session
+that ended, a model no longer used) would keep its last minute's events forever: retention
+deletes every event older than the window (one minute: the only and so the longest window),
+which no admit can count any more.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from chatwatch.store.db import write_transaction
 from chatwatch.store.schema import rate_events
+
+if TYPE_CHECKING:
+    from chatwatch.store.records import Store
 
 _E = rate_events.c
 WINDOW_US = 60_000_000
@@ -73,8 +83,20 @@ def settle(engine: sa.Engine, event_id: str, tokens: int) -> None:
         conn.execute(rate_events.update().where(_E.id == event_id).values(tokens=tokens))
 
 
-def prune(engine: sa.Engine, *, at_us: int | None = None) -> int:
-    """Delete events that left every window (retention calls this)."""
+def prune(store: Store, *, at_us: int | None = None, progress: Callable[[int], None] | None = None) -> int:
+    """Delete events that left every window at `at_us` (now), a batch per transaction;
+    `progress(deleted so far)` after each batch (it may raise to stop). Retention calls this."""
+    return store._delete_batches(rate_events, (_E.id, _E.key), _E.at_us, _left_before(at_us), progress=progress)
+
+
+def count_prunable(engine: sa.Engine, *, at_us: int | None = None) -> int:
+    """How many events `prune` would delete at `at_us` (a dry run's answer)."""
+    query = sa.select(sa.func.count()).select_from(rate_events).where(_E.at_us < _left_before(at_us))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def _left_before(at_us: int | None) -> int:
+    """Events that started before this have left the window (admit drops `at_us <= at - WINDOW_US`)."""
     at = now_us() if at_us is None else at_us
-    with write_transaction(engine) as conn:
-        return conn.execute(rate_events.delete().where(_E.at_us <= at - WINDOW_US)).rowcount
+    return at - WINDOW_US + 1

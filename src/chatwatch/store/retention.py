@@ -8,6 +8,10 @@
 * Rollups stay for `rollup_days`: the dashboard keeps long-range charts after the raw
   rows are gone.
 * Log files whose last line is older than `log_days` go (`prune_logs`).
+* The request path's own tables, in the same batches: response-cache answers past their
+  expiry (`cache.prune`), rate-limit events that left the window (`ratelimits.prune`), and
+  budget periods that ended before the raw cutoff (`budgets.prune`): a budget's spend is
+  kept as long as the requests that made it.
 * On SQLite the freed pages are handed back to the file system (WAL checkpoint, then
   incremental vacuum); PostgreSQL's autovacuum reuses the space by itself.
 
@@ -34,18 +38,20 @@ from typing import TYPE_CHECKING
 
 from chatwatch.background import BackgroundThread
 from chatwatch.logs.rotation import prune_logs
-from chatwatch.store import leases
+from chatwatch.store import budgets, cache, leases, ratelimits
 from chatwatch.store.records import PRUNE_STAGES, Store, from_us, to_us
 from chatwatch.store.rollups import HOUR_S, bucket_start
 
 if TYPE_CHECKING:
-    from chatwatch.config import RetentionConfig, Settings
+    from collections.abc import Sequence
+
+    from chatwatch.config import BudgetConfig, RetentionConfig, Settings
 
 log = logging.getLogger("chatwatch.retention")
 
 LEASE_NAME = "retention"
 # Stages reported to `progress`, in the order they run (the store's table names).
-STAGES = PRUNE_STAGES
+STAGES = ("response_cache", "rate_events", *budgets.PRUNE_STAGES, *PRUNE_STAGES)
 Progress = Callable[[str, int, int], None]  # (stage, rows deleted so far, rows to delete)
 
 # Names this process in lease rows: the pid alone can be reused, the instance may be shared.
@@ -69,10 +75,24 @@ class CleanupReport:
     log_files: tuple[Path, ...]
     bytes_freed: int | None  # SQLite, real runs only: db + WAL size before minus after
     duration_s: float
+    response_cache: int = 0  # expired cached answers
+    rate_events: int = 0  # rate-limit events out of the window
+    budget_usage: int = 0  # budget periods ended before raw_before
+    budget_reservations: int = 0  # reservations left in those periods (their process died)
 
     @property
     def rows(self) -> int:
-        return self.requests + self.feedback + self.model_loads + self.rollups + self.record_losses
+        return (
+            self.requests
+            + self.feedback
+            + self.model_loads
+            + self.rollups
+            + self.record_losses
+            + self.response_cache
+            + self.rate_events
+            + self.budget_usage
+            + self.budget_reservations
+        )
 
     def extra(self) -> dict[str, object]:
         """Fields for the log line (names that do not clash with LogRecord attributes)."""
@@ -85,6 +105,10 @@ class CleanupReport:
             "model_load_rows": self.model_loads,
             "rollup_rows": self.rollups,
             "record_loss_rows": self.record_losses,
+            "cache_rows": self.response_cache,
+            "rate_event_rows": self.rate_events,
+            "budget_period_rows": self.budget_usage,
+            "budget_reservation_rows": self.budget_reservations,
             "log_files": len(self.log_files),
             "bytes_freed": self.bytes_freed,
             "duration_s": round(self.duration_s, 3),
@@ -112,30 +136,46 @@ def run_cleanup(
     older_than: timedelta | None = None,
     progress: Progress | None = None,
     trigger: str = "manual",
+    budget_configs: Sequence[BudgetConfig] = (),
 ) -> CleanupReport:
     """Delete (with dry_run: only count) rows and log files past retention; logs the
     outcome on `chatwatch.retention`. `older_than` replaces raw_days for this run.
-    `progress` may raise (e.g. CleanupStopped) to stop between batches."""
+    `progress` may raise (e.g. CleanupStopped) to stop between batches. `budget_configs`
+    (the config's [[budgets]]) say which budgets are daily, so when their periods ended."""
     now = now or datetime.now(UTC)
     if older_than is not None and older_than <= timedelta(0):
         raise ValueError(f"older_than must be positive (got {older_than})")
     started = time.monotonic()
     raw_before, rollups_before = cutoffs(retention, now, older_than)
     # Counted first in both modes: dry-run's answer, and the progress bar's totals.
-    counts = store.count_prunable(raw_before=raw_before, rollups_before=rollups_before)
+    at_us = to_us(now)
+    days = {b.name for b in budget_configs if b.period == "day"}
+    counts = {
+        "response_cache": cache.count_prunable(store.engine, at_us=at_us),
+        "rate_events": ratelimits.count_prunable(store.engine, at_us=at_us),
+        **budgets.count_prunable(store.engine, ended_before=raw_before, day_budgets=days),
+        **store.count_prunable(raw_before=raw_before, rollups_before=rollups_before),
+    }
     size_before = _sqlite_bytes(store)
     if dry_run:
         deleted = counts
         files = prune_logs(log_dir, retention.log_days, dry_run=True, now=now.timestamp())
         freed = None
     else:
-        on_batch = None
-        if progress is not None:
 
-            def on_batch(stage: str, done: int) -> None:
+        def on_batch(stage: str, done: int) -> None:
+            if progress is not None:
                 progress(stage, done, max(done, counts.get(stage, 0)))
 
-        deleted = store.prune(raw_before=raw_before, rollups_before=rollups_before, progress=on_batch)
+        deleted = {
+            "response_cache": cache.prune(store, at_us=at_us, progress=lambda n: on_batch("response_cache", n)),
+            "rate_events": ratelimits.prune(store, at_us=at_us, progress=lambda n: on_batch("rate_events", n)),
+            **budgets.prune(store, ended_before=raw_before, day_budgets=days, progress=on_batch),
+        }
+        own = any(deleted.values())
+        deleted.update(store.prune(raw_before=raw_before, rollups_before=rollups_before, progress=on_batch))
+        if own and not any(deleted.get(stage) for stage in PRUNE_STAGES):
+            store.reclaim_space()  # store.prune gives the space back only after deleting rows itself
         files = prune_logs(log_dir, retention.log_days, now=now.timestamp())
         size_after = _sqlite_bytes(store)
         freed = None if size_before is None or size_after is None else size_before - size_after
@@ -151,11 +191,15 @@ def run_cleanup(
         log_files=tuple(files),
         bytes_freed=freed,
         duration_s=time.monotonic() - started,
+        response_cache=deleted.get("response_cache", 0),
+        rate_events=deleted.get("rate_events", 0),
+        budget_usage=deleted.get("budget_usage", 0),
+        budget_reservations=deleted.get("budget_reservations", 0),
     )
     verb = "would delete" if dry_run else "deleted"
     log.info(
         "retention cleanup (%s): %s %d raw rows, %d rollup rows, %d feedback, %d model loads, %d record losses, "
-        "%d log files",
+        "%d cached answers, %d rate events, %d budget periods, %d budget reservations, %d log files",
         trigger,
         verb,
         report.requests,
@@ -163,6 +207,10 @@ def run_cleanup(
         report.feedback,
         report.model_loads,
         report.record_losses,
+        report.response_cache,
+        report.rate_events,
+        report.budget_usage,
+        report.budget_reservations,
         len(report.log_files),
         extra={**report.extra(), "trigger": trigger},
     )
@@ -217,6 +265,7 @@ class RetentionTask(BackgroundThread):
             now=now,
             progress=between_batches,
             trigger="background",
+            budget_configs=self.settings.budgets,
         )
         self.runs += 1
         self.last_report = report
