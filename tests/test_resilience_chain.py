@@ -1,0 +1,443 @@
+"""The attempt chain end to end (#9 items 1-3 and 8): retries, fallbacks, the circuit breaker
+and context fallbacks through `Runtime.chat`, with real faults.
+
+Faults come from the scriptable stub (HTTP 429/503/401, a stream cut, a slow first byte), a
+closed port (connection refused) and a real llama_cpp.server killed in the middle of a
+stream; every fallback is the real SmolLM2 in-process. What is expected is computed here
+another way than the chain does: requests the stub saw (counted, with their arrival times),
+elapsed time by perf_counter, backoff waits redrawn from a second `random.Random(0)`, and
+the rows read back from the SQLite file with SQLAlchemy, never through chatwatch's reports.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from chatwatch import config
+from chatwatch.models.contract import GenerationSettings, Message, ModelError
+from chatwatch.models.registry import ModelRegistry
+from chatwatch.runtime import Runtime
+from chatwatch.store.schema import breakers, requests
+from tests.fixtures.paths import free_port
+from tests.fixtures.servers import _wait_until_up, smollm2_path
+from tests.stub_openai_server import Script, StubServer
+
+SMOLLM2 = {"id": "smollm2", "name": "SmolLM2 135M (local)", "kind": "llama_cpp"}
+SMOLLM2_NAME = "SmolLM2 135M (local)"
+GREEDY = GenerationSettings(temperature=0.0, seed=1, max_tokens=8)
+HI = [Message("user", "Say hi.")]
+BASE_S, MAX_S = 0.05, 0.2  # backoff bounds of the stub models: short, so tests stay quick
+SLACK_S = 0.5  # scheduling and teardown on 2 shared cores
+
+
+def stub_model(model_id: str, base_url: str, **extra) -> dict:
+    return {
+        "id": model_id,
+        "name": f"Stub {model_id.upper()}",
+        "kind": "openai",
+        "base_url": base_url,
+        "timeout_s": 10,
+        "retry_base_s": BASE_S,
+        "retry_max_s": MAX_S,
+        **extra,
+    }
+
+
+def full_jitter(n_retries: int, base_s: float = BASE_S, max_s: float = MAX_S) -> list[float]:
+    """The waits a Random(0) full-jitter backoff draws, redrawn here from the formula."""
+    rng = random.Random(0)
+    return [rng.uniform(0.0, min(max_s, base_s * 2 ** (n - 1))) for n in range(1, n_retries + 1)]
+
+
+@dataclass
+class Asked:
+    reply: object
+    chunks: list[str]
+    error: BaseException | None
+    elapsed_s: float
+
+
+@dataclass
+class Chat:
+    """One test's runtime: its own data folder, the module's loaded models, an injected
+    Random(0) and a sleep that notes every backoff wait (and really waits)."""
+
+    runtime: Runtime
+    db: sa.Engine
+    waits: list[float] = field(default_factory=list)
+
+    def ask(self, model_id: str, messages=HI, settings=GREEDY, *, cut_after_first=None) -> Asked:
+        chunks: list[str] = []
+        error = None
+        started = time.perf_counter()
+        reply = self.runtime.chat(model_id, messages, settings, session_id="chain")
+        try:
+            for chunk in reply:
+                chunks.append(chunk)
+                if cut_after_first is not None and len(chunks) == 1:
+                    cut_after_first()
+        except Exception as exc:
+            error = exc
+        finally:
+            reply.close()
+        return Asked(reply, chunks, error, time.perf_counter() - started)
+
+    def rows(self, request_id: str) -> list[dict]:
+        """The attempts of one request as the store has them, in attempt order."""
+        with self.db.connect() as conn:
+            result = conn.execute(
+                sa.select(requests).where(requests.c.request_id == request_id).order_by(requests.c.attempt)
+            )
+            return [dict(r._mapping) for r in result]
+
+    def breaker(self, model_id: str) -> dict | None:
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(breakers).where(breakers.c.model == model_id)).mappings().first()
+            return dict(row) if row else None
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[ModelRegistry]:
+    """SmolLM2 loaded once for the module; each test's runtime borrows it."""
+    models = ModelRegistry()
+    try:
+        yield models
+    finally:
+        models.close()
+
+
+@pytest.fixture
+def make_chat(tmp_path, registry) -> Iterator:
+    built: list[Chat] = []
+
+    def make(*models: dict) -> Chat:
+        raw = {
+            "app": {"data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
+            "models": [*models, SMOLLM2],
+        }
+        waits: list[float] = []
+
+        def sleep(s: float) -> None:
+            waits.append(s)
+            time.sleep(s)
+
+        rt = Runtime(
+            config.parse(raw), role="cli", models=registry, chain_options={"rng": random.Random(0), "sleep": sleep}
+        )
+        chat = Chat(rt, sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}"), waits)
+        built.append(chat)
+        return chat
+
+    yield make
+    for chat in built:
+        chat.runtime.close()
+        chat.db.dispose()
+
+
+def check_rows(chat: Chat, asked: Asked) -> list[dict]:
+    """The reply's records are one request (attempts 1..n sharing the first one's id) and
+    are the store's rows of it, read back with SQL."""
+    records = asked.reply.records
+    first = records[0].id
+    assert [r.request_id for r in records] == [first] * len(records)
+    assert [r.attempt for r in records] == list(range(1, len(records) + 1))
+    rows = chat.rows(first)
+    assert [r["id"] for r in rows] == [r.id for r in records]
+    assert [r["attempt"] for r in rows] == list(range(1, len(records) + 1))
+    return rows
+
+
+# -- retries ----------------------------------------------------------------------------
+
+
+def test_a_429_with_retry_after_is_waited_for_then_the_retry_answers(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url))
+    stub_server.queue = [Script(status=429, headers=(("Retry-After", "1"),))]
+    asked = chat.ask("a")
+    assert asked.error is None and "".join(asked.chunks) == "Hello, world!"
+    sent = stub_server.chat_requests()
+    assert len(sent) == 2
+    assert sent[1].at - sent[0].at >= 1.0  # the server saw the retry a second later
+    assert asked.elapsed_s >= 1.0
+    # Retry-After is a floor over the drawn backoff (at most retry_base_s here)
+    assert chat.waits == [max(1.0, full_jitter(1)[0])]
+    rows = check_rows(chat, asked)
+    assert [(r["status"], r["error_type"], r["retry_reason"]) for r in rows] == [
+        ("error", "rate_limit", None),
+        ("ok", None, "rate_limit"),
+    ]
+    assert asked.reply.answered_by == "a" and asked.reply.record.status == "ok"
+
+
+def test_two_503s_then_ok_is_three_attempts_with_full_jitter_waits(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url))
+    stub_server.queue = [Script(status=503), Script(status=503)]
+    asked = chat.ask("a")
+    assert asked.error is None and "".join(asked.chunks) == "Hello, world!"
+    sent = stub_server.chat_requests()
+    assert len(sent) == 3
+    expected = full_jitter(2)
+    assert chat.waits == pytest.approx(expected, abs=1e-12)
+    for i, wait in enumerate(expected):
+        assert sent[i + 1].at - sent[i].at >= wait
+    rows = check_rows(chat, asked)
+    assert [(r["status"], r["retry_reason"]) for r in rows] == [
+        ("error", None),
+        ("error", "provider_error"),
+        ("ok", "provider_error"),
+    ]
+    assert all(r["model"] == "a" and r["fallback_from"] is None for r in rows)
+    assert any("attempt 3" in n for n in asked.reply.notices), asked.reply.notices
+
+
+def test_a_401_is_neither_retried_nor_sent_to_a_fallback(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, fallbacks=["smollm2"]))
+    stub_server.script = Script(status=401)
+    asked = chat.ask("a")
+    assert isinstance(asked.error, ModelError) and asked.error.error_type == "invalid_request"
+    assert len(stub_server.chat_requests()) == 1 and chat.waits == []
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"]) for r in rows] == [("a", "error", "invalid_request")]
+    assert asked.reply.answered_by is None
+
+
+def test_a_stream_cut_after_two_chunks_is_not_retried(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, fallbacks=["smollm2"]))
+    stub_server.script = Script(cut_after=2)
+    asked = chat.ask("a")
+    assert asked.chunks == ["Hello", ","]  # what reached the caller: no second answer after it
+    assert isinstance(asked.error, ModelError) and asked.error.error_type == "provider_error"
+    assert len(stub_server.chat_requests()) == 1 and chat.waits == []
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"]) for r in rows] == [("a", "error", "provider_error")]
+    assert asked.reply.answered_by is None
+
+
+def test_a_first_byte_slower_than_timeout_s_ends_the_retries_at_the_models_deadline(make_chat, stub_server: StubServer):
+    timeout_s = 2.0
+    chat = make_chat(stub_model("a", stub_server.base_url, timeout_s=timeout_s, retries=5))
+    # A quick 503 (retried), then a server that would answer only after the deadline.
+    stub_server.queue = [Script(status=503), Script(first_byte_s=timeout_s + 3)]
+    asked = chat.ask("a")
+    assert isinstance(asked.error, ModelError) and asked.error.error_type == "timeout"
+    assert asked.elapsed_s <= timeout_s + SLACK_S, asked.elapsed_s
+    assert len(stub_server.chat_requests()) == 2  # no retry was started past the deadline
+    rows = check_rows(chat, asked)
+    assert [(r["status"], r["error_type"]) for r in rows] == [("error", "provider_error"), ("error", "timeout")]
+
+
+def test_a_200_whose_body_is_not_json_is_a_provider_error_and_retried(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url))
+    stub_server.queue = [Script(invalid_body=True)]
+    asked = chat.ask("a")
+    assert asked.error is None and "".join(asked.chunks) == "Hello, world!"
+    assert len(stub_server.chat_requests()) == 2
+    rows = check_rows(chat, asked)
+    assert [(r["status"], r["error_type"], r["retry_reason"]) for r in rows] == [
+        ("error", "provider_error", None),
+        ("ok", None, "provider_error"),
+    ]
+
+
+# -- fallbacks --------------------------------------------------------------------------
+
+
+def test_exhausted_retries_fall_back_to_smollm2_and_the_notice_says_so(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, retries=2, fallbacks=["smollm2"]))
+    stub_server.script = Script(status=503)
+    asked = chat.ask("a")
+    assert asked.error is None and asked.chunks
+    assert len(stub_server.chat_requests()) == 3  # the first attempt and 2 retries
+    assert chat.waits == pytest.approx(full_jitter(2), abs=1e-12)  # no wait before the fallback
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"], r["fallback_from"]) for r in rows] == [
+        ("a", "error", "provider_error", None),
+        ("a", "error", "provider_error", None),
+        ("a", "error", "provider_error", None),
+        ("smollm2", "ok", None, "a"),
+    ]
+    assert rows[-1]["retry_reason"] == "provider_error"
+    assert asked.reply.answered_by == "smollm2"
+    assert asked.reply.text == "".join(asked.chunks)
+    assert f"Stub A failed (provider error) - answered by {SMOLLM2_NAME}" in asked.reply.notices
+
+
+def test_a_closed_port_is_answered_by_the_fallback(make_chat):
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: connection refused
+    chat = make_chat(stub_model("down", closed, name="Down", retries=1, fallbacks=["smollm2"]))
+    asked = chat.ask("down")
+    assert asked.error is None and asked.chunks
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["error_type"], r["fallback_from"]) for r in rows] == [
+        ("down", "connection", None),
+        ("down", "connection", None),
+        ("smollm2", None, "down"),
+    ]
+    assert asked.reply.answered_by == "smollm2"
+    assert f"Down failed (unreachable) - answered by {SMOLLM2_NAME}" in asked.reply.notices
+
+
+def test_a_conversation_too_long_for_the_window_goes_to_the_context_fallback(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("small", stub_server.base_url, context_window=256, context_fallbacks=["smollm2"]))
+    turn = "The river runs past the old mill and under the stone bridge before it reaches the sea. " * 4
+    history = []
+    for i in range(6):  # each turn fits the window alone, all of them together do not
+        history += [Message("user", f"Part {i}: {turn}"), Message("assistant", "Noted.")]
+    messages = [*history, Message("user", "Which river is it?")]
+    words = sum(len(m.content.split()) for m in messages)
+    assert words > 256  # more words than the window has tokens: over it whatever the tokenizer
+    asked = chat.ask("small", messages)
+    assert asked.error is None and asked.chunks
+    assert stub_server.chat_requests() == []  # never sent to the small model
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["fallback_from"]) for r in rows] == [("smollm2", "ok", "small")]
+    assert rows[0]["prompt_chars"] == sum(len(m.content) for m in messages)  # nothing was trimmed
+    assert asked.reply.answered_by == "smollm2"
+
+
+def test_a_last_message_too_long_for_the_window_goes_to_the_context_fallback(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("small", stub_server.base_url, context_window=256, context_fallbacks=["smollm2"]))
+    messages = [Message("user", "Summarise: " + "the cat sat on the mat and looked at the hat. " * 40)]
+    asked = chat.ask("small", messages)
+    assert asked.error is None and asked.chunks
+    assert stub_server.chat_requests() == []
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["fallback_from"], r["retry_reason"]) for r in rows] == [
+        ("smollm2", "ok", "small", "context_length")
+    ]
+
+
+# -- the circuit breaker ------------------------------------------------------------------
+
+
+def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(make_chat, stub_server: StubServer):
+    cooldown_s = 1.0
+    breaker = {"failures": 2, "cooldown_s": cooldown_s}
+    chat = make_chat(stub_model("a", stub_server.base_url, retries=0, fallbacks=["smollm2"], breaker=breaker))
+    stub_server.script = Script(status=503)
+    for n in (1, 2):
+        asked = chat.ask("a")
+        assert asked.error is None and asked.reply.answered_by == "smollm2"
+        assert [(r["model"], r["error_type"]) for r in check_rows(chat, asked)] == [
+            ("a", "provider_error"),
+            ("smollm2", None),
+        ]
+        assert len(stub_server.chat_requests()) == n
+    assert chat.breaker("a")["state"] == "open"
+    opened = time.perf_counter()
+
+    asked = chat.ask("a")  # open: straight to the fallback, the stub never asked
+    assert asked.error is None and asked.reply.answered_by == "smollm2"
+    assert len(stub_server.chat_requests()) == 2
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"], r["fallback_from"]) for r in rows] == [
+        ("a", "error", "circuit_open", None),
+        ("smollm2", "ok", None, "a"),
+    ]
+    assert rows[0]["latency_s"] is None  # a refusal: no model call was timed
+    assert f"Stub A failed (circuit open) - answered by {SMOLLM2_NAME}" in asked.reply.notices
+
+    # After the cool-down (and the breaker's 0.25 s read cache) one probe goes; healthy again, it closes.
+    time.sleep(max(0.0, cooldown_s + 0.4 - (time.perf_counter() - opened)))
+    stub_server.script = Script()
+    asked = chat.ask("a")
+    assert asked.error is None and asked.reply.answered_by == "a"
+    assert [(r["model"], r["status"]) for r in check_rows(chat, asked)] == [("a", "ok")]
+    assert len(stub_server.chat_requests()) == 3
+    assert chat.breaker("a")["state"] == "closed"
+    asked = chat.ask("a")
+    assert asked.reply.answered_by == "a" and len(stub_server.chat_requests()) == 4
+
+
+def test_an_open_circuit_without_a_fallback_says_unavailable_and_when_to_try(make_chat, stub_server: StubServer):
+    cooldown_s = 30.0
+    chat = make_chat(
+        stub_model("a", stub_server.base_url, retries=0, breaker={"failures": 2, "cooldown_s": cooldown_s})
+    )
+    stub_server.script = Script(status=503)
+    for _ in range(2):
+        assert chat.ask("a").error.error_type == "provider_error"
+    asked = chat.ask("a")
+    error = asked.error
+    assert isinstance(error, ModelError) and type(error).__name__ == "ModelUnavailableError"
+    assert error.error_type == "circuit_open"
+    assert "unavailable" in error.message and "next try in" in error.message
+    seconds = int(re.search(r"next try in (\d+) s", error.message).group(1))
+    assert 0 < seconds <= cooldown_s
+    assert len(stub_server.chat_requests()) == 2
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"]) for r in rows] == [("a", "error", "circuit_open")]
+    assert "next try in" in rows[0]["error_message"]
+
+
+# -- a real server killed in the middle of a stream ----------------------------------------
+
+
+def start_llama_server(port: int, log: Path) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "1024",
+        "--n_threads",
+        str(os.cpu_count() or 1),
+    ]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    _wait_until_up(f"http://127.0.0.1:{port}/v1/models", proc, log, 60.0)
+    return proc
+
+
+def test_a_llama_server_killed_mid_stream_is_recorded_and_a_restarted_one_answers(make_chat, tmp_path):
+    port = free_port()
+    log = tmp_path / "llama_server.log"
+    base_url = f"http://127.0.0.1:{port}/v1"
+    chat = make_chat(stub_model("srv", base_url, name="Server", timeout_s=60, fallbacks=["smollm2"]))
+    proc = start_llama_server(port, log)
+    try:
+
+        def kill() -> None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+
+        story = [Message("user", "Write a long story about a lighthouse keeper and a storm.")]
+        asked = chat.ask(
+            "srv", story, GenerationSettings(temperature=0.0, seed=1, max_tokens=200), cut_after_first=kill
+        )
+        assert proc.returncode == -signal.SIGKILL
+        assert len(asked.chunks) >= 1 and isinstance(asked.error, ModelError)
+        assert asked.error.error_type == "provider_error"
+        rows = check_rows(chat, asked)  # one attempt: a chunk had reached the caller, so no retry nor fallback
+        assert [(r["model"], r["status"], r["error_type"]) for r in rows] == [("srv", "error", "provider_error")]
+        assert rows[0]["response_chars"] == len("".join(asked.chunks))
+
+        proc = start_llama_server(port, log)
+        asked = chat.ask("srv")
+        assert asked.error is None and asked.chunks and asked.reply.answered_by == "srv"
+        assert check_rows(chat, asked)[-1]["status"] == "ok"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
