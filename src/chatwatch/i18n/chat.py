@@ -28,6 +28,20 @@ CHAT_STRINGS: dict[str, dict[str, str]] = {
         "en": "Waiting for the model: {place} request(s) ahead of you.",
     },
     "chat.error": {"es": "Error del modelo ({kind}): {message}", "en": "Model error ({kind}): {message}"},
+    "chat.answered_by": {"es": "{failed} - respondió {model}", "en": "{failed} - answered by {model}"},
+    "chat.model_failed": {"es": "{model} falló ({reasons})", "en": "{model} failed ({reasons})"},
+    "chat.answered_after_retries": {
+        "es": "{model} respondió en el intento {n} (antes: {reasons})",
+        "en": "{model} answered on attempt {n} (before: {reasons})",
+    },
+    "sidebar.circuit_open": {
+        "es": "Circuito abierto: el modelo falló repetidamente. Próximo intento en {s} s; mientras tanto responde: {fallbacks}.",
+        "en": "Circuit open: this model kept failing. Next try in {s} s; meanwhile answering: {fallbacks}.",
+    },
+    "sidebar.circuit_half_open": {
+        "es": "Circuito semiabierto: una petición de prueba decide si el modelo vuelve.",
+        "en": "Circuit half-open: one probe request decides whether this model is back.",
+    },
     "chat.empty": {"es": "Escribe algo antes de enviar.", "en": "Type something before sending."},
     "chat.truncated": {
         "es": "Respuesta cortada: se alcanzó el máximo de tokens ({n}).",

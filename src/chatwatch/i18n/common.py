@@ -27,6 +27,9 @@ COMMON_STRINGS: dict[str, dict[str, str]] = {
     "error_type.context_length": {"es": "contexto demasiado largo", "en": "context length"},
     "error_type.invalid_request": {"es": "petición no válida", "en": "invalid request"},
     "error_type.provider_error": {"es": "error del proveedor", "en": "provider error"},
+    "error_type.circuit_open": {"es": "circuito abierto", "en": "circuit open"},
+    "error_type.budget_exceeded": {"es": "presupuesto agotado", "en": "budget used up"},
+    "error_type.rate_limited": {"es": "límite de chatwatch", "en": "rate limited"},
     # Where token counts and prices came from, why a generation ended.
     "token_source.reported": {"es": "informados por el proveedor", "en": "reported"},
     "token_source.counted": {"es": "contados", "en": "counted"},

@@ -14,7 +14,18 @@ from typing import Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
 TokenSource = Literal["reported", "counted", "estimated"]
-ErrorType = Literal["connection", "timeout", "rate_limit", "context_length", "invalid_request", "provider_error"]
+ErrorType = Literal[
+    "connection",
+    "timeout",
+    "rate_limit",
+    "context_length",
+    "invalid_request",
+    "provider_error",
+    # chatwatch's own refusals, before any model call (store/record.py LOCAL_REFUSALS)
+    "circuit_open",
+    "budget_exceeded",
+    "rate_limited",
+]
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,13 @@ class InvalidRequestError(ModelError):
 
 class ProviderError(ModelError):
     error_type = "provider_error"
+
+
+class ModelUnavailableError(ModelError):
+    """chatwatch did not call the model: its circuit is open (resilience/breaker.py), and
+    `retry_after_s` says when a probe may go."""
+
+    error_type = "circuit_open"
 
 
 @dataclass

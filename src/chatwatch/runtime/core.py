@@ -1,17 +1,22 @@
 """Everything a running chatwatch needs, built in one place and closed in one place.
 
-Where a request starts: `Runtime.chat()`. The UI (each browser session), `chatwatch ask`
-and tests all call it; it picks the model and hands the request to the one Monitor, which
-times, counts, prices and records it (see README, "Architecture").
+Where a request starts: `Runtime.chat()`. The UI (each browser session), `chatwatch ask`,
+`chatwatch compare` and tests all call it; it hands the request to the attempt chain
+(resilience/chain.py: context window, rate limits, budgets, cache, circuit breaker, retries,
+fallbacks), whose every attempt goes through the one Monitor, which times, counts, prices
+and records it (see README, "Architecture").
 
 `Runtime(settings, role=...)` builds, in this order: logging, the store, the monitor, the
-model registry, the alert service and (for long-lived roles) the retention task. `close()`
+model registry, the alert service, the resilience pieces (breakers, rate limits, budgets,
+response cache, the chain) and (for long-lived roles) the retention task. `close()`
 undoes it in reverse order: threads joined, files closed, pools disposed. Nothing attaches
 itself to a runtime from outside, and there are no `ensure_*` helpers: what a runtime has,
 its constructor made.
 
     with Runtime(settings, role="cli") as rt:
         reply = rt.chat("smollm2", messages, GenerationSettings(), session_id="cli")
+        text = "".join(reply)             # raises the last attempt's error if none answered
+        reply.answered_by, reply.notices  # who answered, and what to tell the user
 """
 
 from __future__ import annotations
@@ -23,15 +28,23 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from chatwatch.alerts.channels import Notification
 from chatwatch.alerts.service import AlertService
 from chatwatch.config import ModelConfig, Settings
 from chatwatch.logs.configure import configure_logging
 from chatwatch.models.contract import ChatModel, GenerationSettings, LoadEvent, Message, WaitCallback
 from chatwatch.models.registry import ModelRegistry
 from chatwatch.privacy import scrub
+from chatwatch.resilience.breaker import Breakers
+from chatwatch.resilience.budget import BudgetNotice, Budgets
+from chatwatch.resilience.cache import ResponseCache
+from chatwatch.resilience.chain import Chain, ChatReply
+from chatwatch.resilience.gates import Gates
+from chatwatch.resilience.ratelimit import RateLimits
+from chatwatch.store.record import exact_usd
 from chatwatch.store.records import Store
 from chatwatch.store.retention import RetentionTask
-from chatwatch.telemetry.monitor import Monitor, MonitoredStream, default_instance
+from chatwatch.telemetry.monitor import Monitor, default_instance
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +54,8 @@ class Runtime:
 
     `models` may be passed in to reuse loaded models across a config change; the runtime
     then does not close them (their owner, `Runtimes`, does). `alert_options` go to the
-    AlertService (e.g. a delivery policy or a clock in tests)."""
+    AlertService (e.g. a delivery policy or a clock in tests); `chain_options` to the
+    attempt chain (`rng` and `sleep` of the retry backoff, in tests)."""
 
     def __init__(
         self,
@@ -50,18 +64,19 @@ class Runtime:
         role: str = "app",
         models: ModelRegistry | None = None,
         alert_options: dict | None = None,
+        chain_options: dict | None = None,
     ) -> None:
         self.settings = settings
         self.role = role
         self._stack = contextlib.ExitStack()
         self._closed = False
         try:
-            self._build(models, alert_options or {})
+            self._build(models, alert_options or {}, chain_options or {})
         except BaseException:
             self._stack.close()
             raise
 
-    def _build(self, models: ModelRegistry | None, alert_options: dict) -> None:
+    def _build(self, models: ModelRegistry | None, alert_options: dict, chain_options: dict) -> None:
         s = self.settings
         # Log files are per role and host, not per pid, so short-lived `chatwatch ask` runs
         # reuse one file (a concurrent one gets its own, see chatwatch/logs/configure.py).
@@ -108,6 +123,18 @@ class Runtime:
             log.error("alert rules not written yet, the store is unavailable: %s", scrub(str(exc))[:300])
         self.alerts.start()
         self.monitor.add_listener(self.alerts.on_record)
+        # The request path's decisions, all kept in the store so replicas share them: circuit
+        # states, rate-limit windows, budget spend and reservations, cached answers.
+        engine = self.store.engine
+        self.breakers = Breakers(engine, s.models, instance=self.monitor.instance)
+        self._stack.callback(self.breakers.close)
+        self.limits = RateLimits(engine, s)
+        self.budgets = Budgets(
+            engine, s, self.monitor.pricer, instance=self.monitor.instance, on_threshold=self._budget_notice
+        )
+        self.cache = ResponseCache(engine)
+        self.gates = Gates(self.limits, self.budgets, self.cache)
+        self.chain = Chain(s, self.monitor, self.models, self.breakers, self.gates, **chain_options)
         # Deletes old rows in batches, one process at a time (a database lease). Short-lived
         # CLI runtimes get none: `chatwatch cleanup` is theirs.
         self.retention: RetentionTask | None = None
@@ -130,18 +157,37 @@ class Runtime:
         conversation_id: str | None = None,
         stream: bool = True,
         on_wait: WaitCallback | None = None,
-    ) -> MonitoredStream:
-        """The one chat function: every request from the UI, the CLI and tests goes here."""
-        model, config = self.model(model_id)
-        return self.monitor.chat(
-            model,
-            config,
+        mode: str = "chat",
+        compare_id: str | None = None,
+    ) -> ChatReply:
+        """The one chat function: every request from the UI, the CLI and tests goes here.
+        `mode` and `compare_id` mark the answers of a compare round or the arena."""
+        return self.chain.chat(
+            model_id,
             messages,
             generation,
             session_id=session_id,
             conversation_id=conversation_id,
             stream=stream,
             on_wait=on_wait,
+            mode=mode,
+            compare_id=compare_id,
+        )
+
+    def _budget_notice(self, notice: BudgetNotice) -> None:
+        """A budget's notify_at threshold was crossed (once per period, the store decides):
+        through the alert channels, like an alert."""
+        if notice.limit_usd is not None:
+            used = f"${exact_usd(notice.spent_usd)} of ${notice.limit_usd:,.2f}"
+        else:
+            used = f"{notice.spent_tokens:,} of {notice.limit_tokens:,} tokens"
+        resets = notice.resets_at.strftime("%Y-%m-%d %H:%M UTC")
+        self.alerts.notifier.publish(
+            Notification(
+                title=f"budget '{notice.budget}' at {notice.fraction:.0%}",
+                body=f"budget '{notice.budget}' ({notice.period}): {used} spent; it resets at {resets}",
+                kind="warning",
+            )
         )
 
     def _record_load(self, event: LoadEvent) -> None:

@@ -30,8 +30,26 @@ if health.degraded:
 # -- sidebar: model and its settings ------------------------------------------------------
 ids = [m.id for m in cfg.models]
 names = {m.id: m.display_name for m in cfg.models}
-model_id = st.sidebar.selectbox(t("sidebar.model", L), ids, format_func=lambda i: names[i], key="model_id")
+try:
+    circuits = rt.breakers.states()  # shared by every process on the store (resilience/breaker.py)
+except Exception:  # the store is down: the page already says monitoring is degraded
+    circuits = {}
+marks = {"open": " ⛔", "half_open": " ◐"}
+
+
+def _pick_label(model: str) -> str:
+    circuit = circuits.get(model)
+    return names[model] + (marks.get(circuit.state, "") if circuit else "")
+
+
+model_id = st.sidebar.selectbox(t("sidebar.model", L), ids, format_func=_pick_label, key="model_id")
 model_cfg = cfg.model(model_id)
+circuit = circuits.get(model_id)
+if circuit is not None and circuit.state in marks:
+    wait = "–" if circuit.retry_in_s is None else f"{circuit.retry_in_s:.0f}"
+    st.sidebar.warning(
+        t(f"sidebar.circuit_{circuit.state}", L, s=wait, fallbacks=", ".join(model_cfg.fallbacks) or "–")
+    )
 st.sidebar.caption(f"{t('sidebar.price', L)}: {rt.monitor.pricer.describe_price(model_cfg, L)}")
 d = model_cfg.defaults
 with st.sidebar.expander(t("sidebar.settings", L), expanded=False):
@@ -78,6 +96,28 @@ def _save_feedback(request_id: str, model: str) -> None:
     if score is not None:  # 1 = thumbs up, 0 = thumbs down; a new choice replaces the old
         rt.store.add_feedback(request_id, int(score), model, session_id())
         st.toast(t("chat.feedback_saved", L), icon="🙏")
+
+
+def _rescue(reply) -> str | None:
+    """Who answered and why not the model asked, in the page's language."""
+    if reply.answered_by is None or not reply.failures:
+        return None
+    reasons: dict[str, list[str]] = {}
+    for f in reply.failures:
+        words = label("error_type", f.error_type, L)
+        if words not in reasons.setdefault(f.model, []):
+            reasons[f.model].append(words)
+    others = [m for m in reasons if m != reply.answered_by]
+    if not others:
+        return t(
+            "chat.answered_after_retries",
+            L,
+            model=names.get(reply.answered_by, reply.answered_by),
+            n=reply.retries + 1,
+            reasons=", ".join(reasons[reply.answered_by]),
+        )
+    failed = "; ".join(t("chat.model_failed", L, model=names.get(m, m), reasons=", ".join(reasons[m])) for m in others)
+    return t("chat.answered_by", L, failed=failed, model=names.get(reply.answered_by, reply.answered_by))
 
 
 # -- history ------------------------------------------------------------------------------
@@ -164,7 +204,12 @@ if prompt is not None:
         entry["request_id"] = record.id if record else None
         entry["meta"] = _meta(record)
         if record is not None and record.status == "ok":
-            entry["notices"] = list(reply.result.notices if reply.result else ())
+            entry["model"] = reply.answered_by or model_id
+            entry["notices"] = [reply.trimmed] if reply.trimmed else []
+            entry["notices"] += [n for n in (reply.result.notices if reply.result else ()) if n not in entry["notices"]]
+            rescued = _rescue(reply)
+            if rescued:
+                entry["notices"].append(rescued)
             if record.finish_reason == "length":
                 entry["notices"].append(t("chat.truncated", L, n=generation.max_tokens))
             for notice in entry["notices"]:
