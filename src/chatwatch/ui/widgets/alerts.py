@@ -1,5 +1,6 @@
 """Alerts inside the app, for any page: a banner of active alerts and a toast for each
-new alert event (fired, still firing, resolved) since the session last looked.
+new alert event (fired, still firing, resolved) since the session last looked. A rule
+compared with normal shows its baseline and band beside its value.
 
     render_alert_banner(runtime(), lang())
     toast_new_alerts(runtime(), lang())
@@ -15,7 +16,7 @@ import logging
 import streamlit as st
 
 from chatwatch.alerts.model import AlertEvent
-from chatwatch.alerts.text import firing_value, fmt_threshold, fmt_time, kind_label, summary
+from chatwatch.alerts.text import firing_value, fmt_threshold, fmt_time, kind_label, normal_text, summary
 from chatwatch.i18n import t
 from chatwatch.ui.state import runtime
 
@@ -39,6 +40,9 @@ def render_alert_banner(runtime, lang: str) -> None:
     for a in active:
         kind = a.rule.kind
         scope = a.rule.model or t("alerts.scope.all", lang) + (f" → {a.state.model}" if a.state.model else "")
+        latest = runtime.alerts.latest(a.rule.name)
+        value = firing_value(a.rule, a.state.value, latest, lang)
+        normal = normal_text(a.rule, latest, lang)  # rules compared with normal say what normal is
         lines.append(
             "- "
             + t(
@@ -46,7 +50,7 @@ def render_alert_banner(runtime, lang: str) -> None:
                 lang,
                 rule=a.rule.name,
                 what=kind_label(kind, lang),
-                value=firing_value(a.rule, a.state.value, runtime.alerts.latest(a.rule.name), lang),
+                value=f"{value}; {normal}" if normal else value,
                 threshold=fmt_threshold(kind, a.rule.threshold, lang),
                 scope=scope,
                 since=fmt_time(a.state.firing_since_us),
