@@ -64,7 +64,8 @@ def test_json_answers_are_the_stored_records(conf, tmp_path, capsys):
     try:
         for a in answers:
             stored = json.loads(json_object(store.get(a["id"]).to_dict()), parse_float=Decimal)
-            assert {k: v for k, v in a.items() if k != "text"} == stored
+            assert {k: v for k, v in a.items() if k not in ("text", "attempts")} == stored
+            assert [x["id"] for x in a["attempts"]] == [a["id"]]  # answered on the first attempt
             assert a["text"].strip() and a["status"] == "ok"
             assert a["mode"] == "compare" and a["compare_id"] == data["compare_id"]
         assert answers[0]["price_source"] == "local" and answers[1]["price_source"] == "config"

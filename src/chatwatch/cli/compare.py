@@ -46,7 +46,6 @@ def parse_models(value: str, known: list[str]) -> list[str]:
 def cmd_compare(args) -> int:
     from chatwatch.models.contract import GenerationSettings, Message
     from chatwatch.runtime import Runtime
-    from chatwatch.telemetry.monitor import AttemptTags
 
     settings = load(args.config)
     try:
@@ -58,8 +57,7 @@ def cmd_compare(args) -> int:
     with Runtime(settings, role="cli") as runtime:
         replies = {}
         for model_id in ids:
-            model, config = runtime.model(model_id)
-            d = config.defaults
+            d = runtime.settings.model(model_id).defaults
             generation = GenerationSettings(
                 temperature=d.temperature,
                 top_p=d.top_p,
@@ -69,13 +67,8 @@ def cmd_compare(args) -> int:
             messages = ([Message("system", d.system_prompt)] if d.system_prompt else []) + [
                 Message("user", args.prompt)
             ]
-            replies[model_id] = runtime.monitor.chat(
-                model,
-                config,
-                messages,
-                generation,
-                session_id="cli",
-                tags=AttemptTags(mode="compare", compare_id=compare_id),
+            replies[model_id] = runtime.chat(
+                model_id, messages, generation, session_id="cli", mode="compare", compare_id=compare_id
             )
         failures: dict[str, BaseException] = {}
 
@@ -103,6 +96,7 @@ def cmd_compare(args) -> int:
         for m in ids:
             out = replies[m].record.to_dict() if replies[m].record else {"model": m}
             out["text"] = replies[m].text
+            out["attempts"] = [r.to_dict() for r in replies[m].records]  # retries are records of their own
             answers.append(out)
         print("{" + f'"compare_id": "{compare_id}", "answers": [' + ", ".join(map(json_object, answers)) + "]}")
     else:

@@ -25,6 +25,8 @@ see the answer twice. Every attempt, refusals included, shares the request id of
 first, carries its attempt number, the previous attempt's error type (`retry_reason`) and
 the model it fell back from, so reports can tell model failures from user failures
 (reports/attempts.py). Each fallback model gets its own deadline (its own `timeout_s`).
+Answers of a compare round or the arena (`mode` other than "chat") are retried but never
+sent to another model: a vote for "model A" must be a vote for model A's answer.
 
     reply = chain.chat("gpt-4o-mini", messages, GenerationSettings(), session_id="s")
     for chunk in reply: ...       # raises the last attempt's error if every attempt failed
@@ -235,6 +237,8 @@ class Chain:
             if outcome.done:
                 return
             error = outcome.error
+            if req.mode != "chat":
+                break  # compare and arena answers must come from the model they are shown as
             plan[0:0] = [(m, mid) for m in outcome.next_models if m not in req.tried]
         if error is not None:
             raise error

@@ -21,7 +21,6 @@ import streamlit as st
 from chatwatch.i18n.arena import t
 from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.store.record import RequestRecord
-from chatwatch.telemetry.monitor import AttemptTags
 from chatwatch.ui.widgets.format import fmt_int, fmt_rate, fmt_seconds, fmt_usd
 
 _POLL_S = 0.1
@@ -46,15 +45,15 @@ def with_system(config, history: Sequence[Message]) -> list[Message]:
 
 
 def _open(runtime, model_id: str, history, session_id: str, mode: str, compare_id: str, on_wait):
-    model, config = runtime.model(model_id)
-    return runtime.monitor.chat(
-        model,
-        config,
+    config = runtime.settings.model(model_id)
+    return runtime.chat(
+        model_id,
         with_system(config, history),
         generation_of(config),
         session_id=session_id,
         on_wait=on_wait,
-        tags=AttemptTags(mode=mode, compare_id=compare_id),
+        mode=mode,
+        compare_id=compare_id,
     )
 
 
