@@ -3,9 +3,11 @@ real store and a real local webhook."""
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -191,3 +193,53 @@ render_live_alerts(lang(), every_s=60)
     at = AppTest.from_string(script, default_timeout=30).run()
     assert not at.exception
     assert "**model down**" in at.error[0].value
+
+
+def test_a_rule_against_normal_shows_value_baseline_and_band(app_config):
+    app_config.write_text(
+        app_config.read_text()
+        + '\n[[alerts.rules]]\nname = "slow vs normal"\nkind = "latency_p95_anomaly"\nthreshold = 2.0\n'
+        + "window_minutes = 30\nmin_requests = 5\n"
+    )
+    # The same half hour on each of the past 7 days (about 1 s, a little slower each day
+    # back) and now (about 5 s), well inside the window however long the page takes.
+    now = datetime.now(UTC)
+    latencies = {day: [(5.0 if day == 0 else 1.0 + 0.1 * day) + 0.01 * i for i in range(10)] for day in range(8)}
+    store = Store.open(f"sqlite:///{app_config.parent / 'data' / 'chatwatch.db'}")
+    store.write_many(
+        make_record(started_at=now - timedelta(days=day, minutes=2 + 2 * i), latency_s=latency, model="smollm2")
+        for day, values in latencies.items()
+        for i, latency in enumerate(values)
+    )
+    store.close()
+    _service(app_config).evaluate_now()
+    # Recomputed with numpy and statistics: the past days' p95, their mean and 3 standard deviations.
+    p95 = {day: float(np.percentile(values, 95)) for day, values in latencies.items()}
+    past = [p95[day] for day in range(1, 8)]
+    mean, sd = statistics.mean(past), statistics.stdev(past)
+    value, baseline = f"{p95[0]:.3g} s", f"{mean:.3g} s"
+    band = f"{mean - 3 * sd:.3g} s – {mean + 3 * sd:.3g} s"
+    at = page()
+    assert not at.exception
+    rules = at.tabs[2].dataframe[0].value.set_index("Rule")
+    row = rules.loc["slow vs normal"]
+    assert (row["Current value"], row["Baseline"], row["Band"], row["Threshold"]) == (
+        value,
+        baseline,
+        band,
+        "2× normal",
+    )
+    assert (rules.loc["errors", "Baseline"], rules.loc["errors", "Band"]) == ("—", "—")  # a plain kind has none
+    active = at.tabs[0].dataframe[0].value.set_index("Rule")
+    assert active.loc["slow vs normal", "State"] == "firing"
+    assert (active.loc["slow vs normal", "Value"], active.loc["slow vs normal", "Baseline"]) == (value, baseline)
+    assert active.loc["slow vs normal", "Band"] == band
+    # The editor offers the new kinds with their own default ratio and every no_data choice.
+    at.selectbox(key=f"alerts_kind:{NEW}").select("traffic_drop").run()
+    assert at.number_input(key=f"alerts_threshold:{NEW}:traffic_drop").value == 0.5
+    assert at.selectbox(key=f"alerts_no_data:{NEW}").options == [
+        "keep firing",
+        "resolve as 'no data'",
+        "treat as zero (rate 0, traffic 0)",
+        "notify: no data is the alert",
+    ]
