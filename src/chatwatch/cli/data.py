@@ -50,15 +50,21 @@ def cmd_export(args) -> int:
 
 
 def cmd_stats(args) -> int:
+    from chatwatch.reports.forecast import cost_forecast
     from chatwatch.reports.queries import per_model, summary
+    from chatwatch.reports.savings import cache_savings
     from chatwatch.store.records import Store
 
     settings = load(args.config)
     filters = _filters(args)
+    now = datetime.now(UTC)
     # The dashboard's store settings, so stats and the page take the same path (exact or
     # histogram) for the same range.
     with Store.from_settings(settings) as store:
         rows = [("all", summary(store, filters))] + [(s.model, s) for s in per_model(store, filters)]
+        savings = [s for s in cache_savings(store, filters) if s.hits]
+        budgets = budget_lines(store, settings, now)
+        forecast = cost_forecast(store, now, models=tuple(args.model or ()))
     # Percentiles are the reports summary's (chatwatch.reports.percentile), never recomputed here;
     # both error rates, rescued, retries and fallbacks are reports.attempts' definitions.
     # requests: records (one per attempt); err%: failed attempts / attempts (the model error
@@ -77,7 +83,68 @@ def cmd_stats(args) -> int:
             f"{name:<22}{s.requests:>9}{s.errors:>8}{_percent(s.error_rate):>7}{user:>7}{o.rescued:>8}{o.retries:>8}"
             f"{o.fallback_served:>9}{p50:>8}{p95:>8}  {cost}"
         )
+    if savings:
+        # hit%: hits / attempts of the model (reports/savings.py), over the same filters.
+        print(f"\ncache savings\n{'model':<22}{'hits':>9}{'attempts':>9}{'hit%':>7}{'saved s':>10}  saved")
+        for c in savings:
+            print(
+                f"{c.model:<22}{c.hits:>9}{c.attempts:>9}{_percent(c.hit_rate):>7}{c.saved_s:>10.2f}  "
+                f"{cost_text(c.saved_usd, c.unpriced_hits, c.hits)}"
+            )
+    if budgets:
+        print("\nbudgets (this period, UTC)")
+        for line in budgets:
+            print(line)
+    if forecast.total is not None:  # before a whole day of requests there is nothing to project
+        print("\nforecast")
+        for line in forecast_lines(forecast):
+            print(line)
     return 0
+
+
+def budget_lines(store, settings, now: datetime) -> list[str]:
+    """One line per [[budgets]] entry: its period's exact spend (the store's booking, as the
+    dashboard shows it), limit, share used, action and reset, and the period's unpriced
+    requests (no dollars booked: their cost is unknown)."""
+    from chatwatch.reports.queries import Filters, summary
+    from chatwatch.resilience.budget import Budgets
+    from chatwatch.telemetry.pricing import Pricer
+
+    configs = {b.name: b for b in settings.budgets}
+    out = []
+    for b in Budgets(store.engine, settings, Pricer(settings), instance="cli").status(now):
+        c = configs[b.name]
+        limit = "-" if b.limit_usd is None else f"${exact_usd(Decimal(str(b.limit_usd)))}"
+        tokens = f"{b.spent_tokens:,}" + ("" if b.limit_tokens is None else f" / {b.limit_tokens:,}")
+        action = f"fallback to {c.fallback}" if c.action == "fallback" else c.action
+        unpriced = summary(
+            store, Filters(since=b.period_start, until=now, models=(b.model,) if b.model else ())
+        ).unpriced
+        out.append(
+            f"{b.name:<22}{b.period:<6}{b.model or 'all models':<16} spent ${exact_usd(b.spent_usd)} of {limit}"
+            f" ({_percent(b.used)}), tokens {tokens}, reserved ${exact_usd(b.reserved_usd)}, {unpriced} unpriced;"
+            f" {action} at the limit; resets {b.resets_at:%Y-%m-%d %H:%M} UTC"
+        )
+    return out
+
+
+def forecast_lines(forecast) -> list[str]:
+    """The month-end forecast (one with a total projection) as the dashboard shows it: exact
+    spend so far, projections with their 95 % band, per model; what it leaves out
+    (unpriced) said in words."""
+    out = [f"UTC, {forecast.at:%Y-%m}: {forecast.method}"]
+    for p in [forecast.total, *forecast.per_model]:
+        (dl, dh), (ml, mh) = p.day_end_band, p.month_end_band
+        out.append(
+            f"{p.scope:<22} month ${exact_usd(p.month_spent_usd)}, today ${exact_usd(p.today_spent_usd)}; "
+            f"day-end ${p.day_end_usd:,.4f} (95 %: {dl:,.4f}-{dh:,.4f}), "
+            f"month-end ${p.month_end_usd:,.4f} (95 %: {ml:,.4f}-{mh:,.4f})"
+        )
+    if forecast.total.unpriced_requests:
+        out.append(f"{forecast.total.unpriced_requests:,} requests this month have no price: in no sum")
+    if forecast.unpriced_models:
+        out.append(f"no forecast (cost unknown, unpriced): {', '.join(forecast.unpriced_models)}")
+    return out
 
 
 def _percent(rate: float | None) -> str:
@@ -231,7 +298,8 @@ def add_data_commands(sub, common) -> None:
 
     p = sub.add_parser(
         "stats",
-        help="records, model and user-facing error rates, rescued, retries, fallbacks served, latency and cost per model",
+        help="records, model and user-facing error rates, rescued, retries, fallbacks served, latency and cost per "
+        "model; cache savings, budgets and the month-end forecast",
     )
     common(p)
     add_filter_arguments(p)

@@ -37,4 +37,15 @@ FORECAST_STRINGS: dict[str, dict[str, str]] = {
     "forecast.chart": {"es": "Gasto acumulado del mes y previsión", "en": "Month's cumulative spend and projection"},
     "forecast.actual": {"es": "gastado", "en": "spent"},
     "forecast.projected": {"es": "previsión", "en": "projected"},
+    "forecast.chart_model": {
+        "es": "{model}: gasto acumulado del mes y previsión",
+        "en": "{model}: month's cumulative spend and projection",
+    },
+    "forecast.daily_chart": {"es": "Gasto por día del mes", "en": "Spend per day this month"},
+    "forecast.daily_chart_model": {"es": "{model}: gasto por día del mes", "en": "{model}: spend per day this month"},
+    "forecast.daily": {"es": "gasto del día", "en": "day's spend"},
+    "forecast.day_end_point": {
+        "es": "previsión de hoy (95 %: {low} – {high})",
+        "en": "today's projection (95 %: {low} – {high})",
+    },
 }

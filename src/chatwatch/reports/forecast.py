@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -70,6 +70,17 @@ class Forecast:
     # The month's priced spend per day so far (exact), for the cumulative chart.
     month_days: list[tuple[date, Decimal]]
     method: str = METHOD
+    # The same per model with a projection (each model's chart and its budget lines).
+    month_days_by_model: dict[str, list[tuple[date, Decimal]]] = field(default_factory=dict)
+
+    def projection(self, scope: str) -> Projection | None:
+        """ "total" or a model id's projection (None: none for that scope)."""
+        if scope == "total":
+            return self.total
+        return next((p for p in self.per_model if p.scope == scope), None)
+
+    def days(self, scope: str) -> list[tuple[date, Decimal]]:
+        return self.month_days if scope == "total" else self.month_days_by_model.get(scope, [])
 
 
 @dataclass(frozen=True)
@@ -161,14 +172,18 @@ def cost_forecast(
         _projection(scope, part, unpriced, now, today, month_start, month_end, first_day, rounds, seed)
         for scope, part, unpriced in scopes
     ]
+    per_model_projections = [p for p in projections[1:] if p is not None]
     return Forecast(
         at=now,
         month_start=month_start,
         month_end=month_end,
         total=projections[0],
-        per_model=[p for p in projections[1:] if p is not None],
+        per_model=per_model_projections,
         unpriced_models=unpriced_models,
         month_days=_month_days(frame, month_start, now),
+        month_days_by_model={
+            p.scope: _month_days(frame[frame["model"] == p.scope], month_start, now) for p in per_model_projections
+        },
     )
 
 

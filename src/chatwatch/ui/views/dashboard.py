@@ -13,6 +13,8 @@ from chatwatch.ui.data import dashboard, model_options
 from chatwatch.ui.state import lang, runtime, session_id, settings
 from chatwatch.ui.widgets.alerts import render_live_alerts
 from chatwatch.ui.widgets.breakers import render_breakers
+from chatwatch.ui.widgets.budgets import render_budgets
+from chatwatch.ui.widgets.cache import render_cache_savings
 from chatwatch.ui.widgets.dashboard import render_dashboard, render_export
 from chatwatch.ui.widgets.filters import dashboard_view
 from chatwatch.ui.widgets.forecast import render_forecast
@@ -40,7 +42,9 @@ def board() -> None:
         return
     label = view.label(L) if live else f"{view.label(L)} · {t('dash.paused', L)}"
     render_dashboard(data, L, now, label)
+    render_cache_savings(settings(), filters, L)  # over the same filters as the board
     render_breakers(L, now)  # inside the fragment: a circuit changes within seconds
+    render_budgets(L, now)  # this period's spend, whatever the range: it moves with each request
 
 
 board()

@@ -1,18 +1,27 @@
 """The dashboard's spend forecast: spend so far this month and today, projected day-end and
 month-end with their 95 % band and the method in words, a cumulative chart, and the same
-per model. Reads reports/forecast.py through a short cache shared by sessions."""
+per model. Reads reports/forecast.py through a short cache shared by sessions.
+
+Budgets ([[budgets]]) that apply to a chart's scope are drawn on it as horizontal lines at
+their limit, named: a monthly budget for all models on the total's cumulative chart, one
+for a model on that model's; a daily budget on a chart of each day's spend (with today's
+projected day-end), since a day's limit is compared with one day, not with the month's sum.
+Budgets limited only in tokens have no line on a chart in dollars."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pandas as pd
 import plotly.graph_objects as go
 import sqlalchemy as sa
 import streamlit as st
 
+from chatwatch.config import BudgetConfig
 from chatwatch.i18n import t
-from chatwatch.reports.forecast import Forecast, Projection, cost_forecast
+from chatwatch.reports.forecast import Forecast, cost_forecast
 from chatwatch.ui.state import runtime
 from chatwatch.ui.widgets.format import fmt_usd
 
@@ -52,12 +61,31 @@ def projection_table(forecast: Forecast, lang: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cumulative_chart(forecast: Forecast, lang: str) -> go.Figure:
+def applicable(budgets: Sequence[BudgetConfig], scope: str, period: str) -> list[BudgetConfig]:
+    """The dollar budgets of `period` whose scope is the chart's: all models for "total",
+    the model's own for a model."""
+    model = None if scope == "total" else scope
+    return [b for b in budgets if b.period == period and b.model == model and b.limit_usd is not None]
+
+
+def _budget_lines(fig: go.Figure, budgets: Sequence[BudgetConfig]) -> None:
+    for b in budgets:
+        fig.add_hline(
+            y=b.limit_usd,
+            line=dict(dash="dot", color="firebrick"),
+            annotation_text=f"{b.name} ({fmt_usd(Decimal(str(b.limit_usd)))})",
+            annotation_position="top left",
+        )
+
+
+def cumulative_chart(
+    forecast: Forecast, lang: str, scope: str = "total", budgets: Sequence[BudgetConfig] = ()
+) -> go.Figure:
     """The month's cumulative spend per day, then a dashed line to the projected month-end
-    with its band."""
-    total: Projection = forecast.total
+    with its band; `budgets` (monthly, of this scope) as lines at their limits."""
+    total = forecast.projection(scope)
     days, running, cum = [], 0.0, []
-    for day, usd in forecast.month_days:
+    for day, usd in forecast.days(scope):
         running += float(usd)
         days.append(datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1))
         cum.append(running)
@@ -85,11 +113,42 @@ def cumulative_chart(forecast: Forecast, lang: str) -> go.Figure:
             name=t("forecast.projected", lang),
         )
     )
-    fig.update_layout(
-        title=t("forecast.chart", lang), margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2)
-    )
+    _budget_lines(fig, applicable(budgets, scope, "month"))
+    title = t("forecast.chart", lang) if scope == "total" else t("forecast.chart_model", lang, model=scope)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(tickformat="%d/%m")
     return fig
+
+
+def daily_chart(forecast: Forecast, lang: str, scope: str, budgets: Sequence[BudgetConfig]) -> go.Figure:
+    """Each day's spend this month (today so far), today's projected day-end with its band,
+    and the daily budgets of this scope as lines at their limits."""
+    p = forecast.projection(scope)
+    days = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d, _ in forecast.days(scope)]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=days, y=[float(usd) for _, usd in forecast.days(scope)], name=t("forecast.daily", lang)))
+    low, high = p.day_end_band
+    fig.add_trace(
+        go.Scatter(
+            x=[days[-1]],
+            y=[p.day_end_usd],
+            mode="markers",
+            marker=dict(symbol="diamond", size=10),
+            error_y=dict(type="data", symmetric=False, array=[high - p.day_end_usd], arrayminus=[p.day_end_usd - low]),
+            name=t("forecast.day_end_point", lang, low=_usd(low), high=_usd(high)),
+        )
+    )
+    _budget_lines(fig, applicable(budgets, scope, "day"))
+    title = t("forecast.daily_chart", lang) if scope == "total" else t("forecast.daily_chart_model", lang, model=scope)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(tickformat="%d/%m")
+    return fig
+
+
+def _charts(forecast: Forecast, lang: str, scope: str, budgets: Sequence[BudgetConfig], key: str) -> None:
+    st.plotly_chart(cumulative_chart(forecast, lang, scope, budgets), width="stretch", key=key)
+    if applicable(budgets, scope, "day"):
+        st.plotly_chart(daily_chart(forecast, lang, scope, budgets), width="stretch", key=f"{key}_daily")
 
 
 def render_forecast(lang: str, now: datetime) -> None:
@@ -121,6 +180,11 @@ def render_forecast(lang: str, now: datetime) -> None:
         st.caption(t("forecast.unpriced", lang, n=f"{total.unpriced_requests:,}"))
     if forecast.unpriced_models:
         st.caption(t("forecast.unpriced_models", lang, models=", ".join(forecast.unpriced_models)))
-    st.plotly_chart(cumulative_chart(forecast, lang), width="stretch", key="chart_forecast")
+    budgets = list(runtime().settings.budgets)
+    _charts(forecast, lang, "total", budgets, "chart_forecast")
     with st.expander(t("forecast.per_model", lang)):
         st.dataframe(projection_table(forecast, lang), hide_index=True, width="stretch", key="table_forecast")
+        # A model's own chart where it has a budget of its own to compare with.
+        for p in forecast.per_model:
+            if applicable(budgets, p.scope, "month") or applicable(budgets, p.scope, "day"):
+                _charts(forecast, lang, p.scope, budgets, f"chart_forecast_{p.scope}")
