@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from chatwatch import config
+from chatwatch.alerts import text
 from chatwatch.alerts.baseline import measure as measure_baseline
-from chatwatch.alerts.model import Rule
+from chatwatch.alerts.model import Measurement, Rule
 from chatwatch.alerts.rules import validate
 from chatwatch.alerts.service import AlertService, config_errors
 from chatwatch.store.record import RequestRecord
@@ -405,3 +406,27 @@ def test_the_page_refuses_a_bad_ratio_too():
     assert validate(Rule(name="r", kind="error_rate_anomaly", threshold=3.0)) == {}
     spanish = validate(Rule(name="r", kind="traffic_drop", threshold=1.5))["threshold"].text("es")
     assert spanish.startswith("una caída del tráfico se mide como fracción de lo normal")
+
+
+# --- words -------------------------------------------------------------------------------------
+
+
+def test_words_for_a_missing_baseline_and_a_band_beyond_what_a_value_can_be():
+    r = Rule(name="r", kind="error_rate_anomaly", threshold=3.0, window_minutes=30, min_requests=10)
+    no_baseline = Measurement(value=None, samples=12, holds=False, clear=False, no_data=True)
+    assert text.current_text(r, no_baseline, "en") == (
+        "no data: not yet 3 of the past 7 days with 10+ request(s) in this 30 min window"
+    )
+    few_now = Measurement(value=None, samples=4, holds=False, clear=False, no_data=True)
+    assert text.current_text(r, few_now, "en") == "no data: only 4 request(s) in the last 30 min (10 needed)"
+    assert text.current_text(r.with_settings(kind="traffic_drop"), few_now, "es").startswith(
+        "sin datos: aún no hay 3 de los últimos 7 días"
+    )  # traffic_drop never lacks a current value: no data is the baseline's
+    # A band is shown within what the value can be: no error rate below 0 % or above 100 %.
+    m = Measurement(value=0.5, samples=20, holds=True, clear=False, baseline=0.02, band=(-0.03, 1.05))
+    assert (text.baseline_text(r, m, "en"), text.band_text(r, m, "en")) == ("2 %", "0 % – 100 %")
+    assert text.normal_text(r, m, "es") == "lo normal 2 %, banda 0 % – 100 %"
+    assert text.fmt_threshold("error_rate_anomaly", 3.0, "en") == "3× normal"
+    assert text.fmt_value("traffic_drop", 47.2857, "en") == "47.3 request(s)"
+    plain = Rule(name="p", kind="error_rate", threshold=0.1)
+    assert text.normal_text(plain, Measurement(value=0.5, samples=20, holds=True, clear=False), "en") is None
