@@ -82,6 +82,14 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
         "es": "Sin datos (ventana sin peticiones suficientes)",
         "en": "On no data (too few requests)",
     },
+    "alerts.help.no_data": {
+        "es": "Seguir activa: conserva el último estado. Resolver: una alerta activa se resuelve como «sin datos». "
+        "Cero: una ventana vacía cuenta como 0 (se resuelve; una caída del tráfico puede saltar). "
+        "Avisar: la falta de datos durante los minutos de «Debe mantenerse durante» es la alerta.",
+        "en": "Keep firing: keeps the last state. Resolve: a firing alert resolves as 'no data'. "
+        "Zero: an empty window measures 0 (it resolves; a traffic drop can fire). "
+        "Notify: no data for the 'must hold for' minutes is itself the alert.",
+    },
     "alerts.no_data.keep": {"es": "seguir activa", "en": "keep firing"},
     "alerts.no_data.resolve": {"es": "resolver como «sin datos»", "en": "resolve as 'no data'"},
     "alerts.no_data.zero": {

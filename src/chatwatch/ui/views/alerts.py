@@ -360,6 +360,7 @@ def rule_editor(rules: list[Rule]) -> None:
         index=NO_DATA_CHOICES.index(rule.no_data),
         key=_key("no_data", pick),
         format_func=lambda c: t(f"alerts.no_data.{c}", L),
+        help=t("alerts.help.no_data", L),
     )
     unused = [
         t(f"alerts.editor.{f}", L)
