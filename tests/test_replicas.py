@@ -2,12 +2,9 @@
 different ports share a fresh PostgreSQL schema (the `pg_url` fixture), a webhook alert
 channel and a low-threshold rule; Debian's chromium, driven by Playwright, chats on each and
 reads the other's dashboard. The alert the requests trigger notifies exactly once across
-both replicas; retention (a 3 s interval) runs once per interval across both, by the lease.
-
-Not covered yet: a circuit breaker opened on one replica seen by the other. The breaker
-(resilience/breaker.py, its state in the store) has landed, but `Runtime.chat` does not
-consult it yet, so neither replica's app can open or see a circuit; the check belongs here
-once the runtime admits attempts through it."""
+both replicas; retention (a 3 s interval) runs once per interval across both, by the lease;
+a circuit opened by requests on replica 1 (a model on a closed port) is open on replica 2:
+its model picker says so and its next request is refused as circuit_open without a call."""
 
 from __future__ import annotations
 
@@ -23,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.fixtures.paths import free_port
 
@@ -30,6 +28,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 RETENTION_INTERVAL_S = 3.0
 RULE_NAME = "slow reply"
+CLOSED_PORT = free_port()  # nothing listens there: every call to model "down" is refused
 
 
 @dataclass
@@ -80,6 +79,15 @@ n_ctx = 1024
 [models.defaults]
 max_tokens = 8
 seed = 5
+[[models]]
+id = "down"
+name = "Down remote"
+kind = "openai"
+base_url = "http://127.0.0.1:{CLOSED_PORT}/v1"
+retries = 0
+[models.breaker]
+failures = 2
+cooldown_s = 600
 """
     )
     return conf
@@ -158,6 +166,17 @@ def _chat(page, replica: Replica, text: str) -> None:
     page.get_by_text("smollm2 ·").nth(before).wait_for(timeout=120_000)  # the reply and its figures
 
 
+def _chat_down(page, text: str) -> None:
+    """One request to model "down" from the page already showing the chat; waits for its error."""
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Model").click()
+    page.get_by_role("option", name="Down remote").click()
+    before = page.get_by_text("Model error (").count()
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+    page.get_by_text("Model error (").nth(before).wait_for(timeout=60_000)
+
+
 def _dashboard_requests(page, replica: Replica, want: str, timeout_s: float = 60) -> str:
     """The dashboard's Requests figure, once it shows `want` (the live view refreshes)."""
     page.goto(f"{replica.url}/dashboard")
@@ -182,7 +201,7 @@ def _retention_starts(replicas: tuple[Replica, Replica]) -> list[tuple[float, st
     return sorted(runs)
 
 
-def test_two_replicas_share_requests_alerts_and_retention(replicas, browser, webhook):
+def test_two_replicas_share_requests_alerts_retention_and_circuits(replicas, browser, webhook, pg_url):
     one, two = replicas
     page_one, page_two = _page(browser), _page(browser)
 
@@ -226,3 +245,28 @@ def test_two_replicas_share_requests_alerts_and_retention(replicas, browser, web
             if line["level"] in ("ERROR", "CRITICAL") and line.get("alert_rule") is None  # the alert's own line
         ]
         assert not errors, (r.name, errors[:3])
+
+    # A circuit opened on replica 1 is open on replica 2 (the state is in the store).
+    page_one.goto(one.url)
+    page_one.get_by_test_id("stChatInputTextArea").wait_for(timeout=90_000)
+    _chat_down(page_one, "Anyone there?")
+    _chat_down(page_one, "Still there?")  # the second consecutive connection failure opens it
+    page_two.goto(two.url)
+    page_two.get_by_test_id("stChatInputTextArea").wait_for(timeout=90_000)
+    _chat_down(page_two, "And now?")
+    page_two.get_by_text("Circuit open: this model kept failing").wait_for(timeout=30_000)
+    page_two.get_by_text("is unavailable").first.wait_for(timeout=30_000)
+    engine = sa.create_engine(pg_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT instance, error_type, latency_s FROM requests WHERE model = 'down' ORDER BY started_us")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(r.instance, r.error_type) for r in rows] == [
+        ("replica-1", "connection"),
+        ("replica-1", "connection"),
+        ("replica-2", "circuit_open"),
+    ], rows
+    assert rows[2].latency_s is None  # refused without a call
