@@ -15,8 +15,8 @@ COST_STRINGS: dict[str, dict[str, str]] = {
         "en": "Budget '{name}' is at {used} of its limit (notice at {threshold}).",
     },
     "budgets.over": {
-        "es": "El presupuesto «{name}» está agotado: {action} hasta {resets} UTC.",
-        "en": "Budget '{name}' is used up: {action} until {resets} UTC.",
+        "es": "El presupuesto «{name}» ha llegado a su límite: {action} hasta {resets} UTC.",
+        "en": "Budget '{name}' has reached its limit: {action} until {resets} UTC.",
     },
     "budgets.caption": {
         "es": "Gastado: el coste exacto ya liquidado de las solicitudes sujetas a cada presupuesto en su periodo "
