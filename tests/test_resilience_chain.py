@@ -323,7 +323,9 @@ def test_a_last_message_too_long_for_the_window_goes_to_the_context_fallback(mak
 
 
 def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(make_chat, stub_server: StubServer):
-    cooldown_s = 1.0
+    # Long enough that the fallback's answer to the second request (a second or so on busy
+    # cores) cannot outlast it before the third request is asked.
+    cooldown_s = 4.0
     breaker = {"failures": 2, "cooldown_s": cooldown_s}
     chat = make_chat(stub_model("a", stub_server.base_url, retries=0, fallbacks=["smollm2"], breaker=breaker))
     stub_server.script = Script(status=503)
@@ -335,8 +337,10 @@ def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(make_chat, s
             ("smollm2", None),
         ]
         assert len(stub_server.chat_requests()) == n
-    assert chat.breaker("a")["state"] == "open"
-    opened = time.perf_counter()
+    state = chat.breaker("a")
+    assert state["state"] == "open" and state["failures"] == 2
+    assert state["until_us"] - state["opened_us"] == cooldown_s * 1e6
+    assert time.time() * 1e6 < state["until_us"]
 
     asked = chat.ask("a")  # open: straight to the fallback, the stub never asked
     assert asked.error is None and asked.reply.answered_by == "smollm2"
@@ -350,7 +354,7 @@ def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(make_chat, s
     assert f"Stub A failed (circuit open) - answered by {SMOLLM2_NAME}" in asked.reply.notices
 
     # After the cool-down (and the breaker's 0.25 s read cache) one probe goes; healthy again, it closes.
-    time.sleep(max(0.0, cooldown_s + 0.4 - (time.perf_counter() - opened)))
+    time.sleep(max(0.0, state["until_us"] / 1e6 + 0.4 - time.time()))
     stub_server.script = Script()
     asked = chat.ask("a")
     assert asked.error is None and asked.reply.answered_by == "a"
