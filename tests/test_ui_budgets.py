@@ -268,3 +268,60 @@ def test_the_forecast_charts_draw_each_applicable_budget_at_its_limit(tmp_path, 
     assert shown == {k: float(v) for k, v in by_day.items()}
     # beta has no budget of its own (no chart); no all-models day budget (no total daily chart).
     assert _figure(at, "chart_forecast_beta") is None and _figure(at, "chart_forecast_daily") is None
+
+
+def test_budgets_cache_savings_and_budget_lines_in_spanish(tmp_path, monkeypatch):
+    """Every string of the new sections in Spanish (tests/test_ui_spanish.py's check): the
+    bars, the notice and at-the-limit boxes, both tables, the captions, the budget lines."""
+    from chatwatch.resilience.budget import period_bounds
+    from chatwatch.store import budgets as budget_db
+    from tests.test_ui_spanish import assert_spanish
+
+    config = tmp_path / "chatwatch.toml"
+    config.write_text(
+        '[app]\nlanguage = "es"\ndata_dir = "data"\nlog_dir = "logs"\n[privacy]\ncapture_content = true\n'
+        '[[models]]\nid = "alfa"\nkind = "llama_cpp"\ncache = true\n[[models]]\nid = "beta"\nkind = "llama_cpp"\n'
+        '[[budgets]]\nname = "equipo mes"\nperiod = "month"\nlimit_usd = 50.0\naction = "warn"\n'
+        '[[budgets]]\nname = "alfa día"\nperiod = "day"\nmodel = "alfa"\nlimit_usd = 0.5\n'
+        '[[budgets]]\nname = "beta mes"\nperiod = "month"\nmodel = "beta"\nlimit_usd = 100.0\naction = "fallback"\n'
+        'fallback = "alfa"\nnotify_at = [0.01]\n'
+        '[[budgets]]\nname = "fichas"\nperiod = "day"\nlimit_tokens = 100\n'
+    )
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+    now = datetime.now(UTC)
+    records = [
+        make_record(model=m, started_at=now - timedelta(days=d, minutes=5), cost_usd=Decimal("0.75"))
+        for d in range(12)
+        for m in ("alfa", "beta")
+    ]
+    records += [
+        make_record(
+            model="alfa",
+            started_at=now - timedelta(minutes=2),
+            cost_usd=Decimal(0),
+            price_source="cache",
+            cache_hit=True,
+            saved_usd=saved,
+            saved_s=1.5,
+        )
+        for saved in (Decimal("0.002"), None)
+    ]
+    with Store.open(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}") as store:
+        store.write_many(records)
+        for name, period, usd, tokens in [
+            ("equipo mes", "month", 9, 150),
+            ("alfa día", "day", 1_000_000_000, 50),  # $1 of 0.5: past its limit
+            ("beta mes", "month", 1_500_000_000, 50),  # past its 1 % notice
+            ("fichas", "day", 0, 90),
+        ]:
+            start = period_bounds(period, now)[0]
+            claim = budget_db.Claim(name, int(start.timestamp() * 1_000_000), None, None)
+            budget_db.settle(store.engine, [claim], reservation_id=None, nanousd=usd, tokens=tokens)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    texts = assert_spanish(at, allowed={"equipo mes", "alfa día", "beta mes", "fichas"})
+    assert "Presupuestos (UTC)" in texts and "Ahorro de la caché de respuestas" in texts
+    assert len(at.error) == 1 and len(at.warning) == 2  # alfa día over; beta mes and fichas past a notice
+    assert {"chart_forecast", "chart_forecast_alfa_daily", "chart_forecast_beta"} <= {
+        c.key for c in at.get("plotly_chart")
+    }
