@@ -284,7 +284,10 @@ class Chain:
             self._refuse(out, config, req, came_from, exc)
             return _Outcome(False, exc)
         try:
-            fitted = fit_to_window(req.messages, req.settings, config, model)
+            # With context fallbacks, a conversation that would need trimming goes to them
+            # whole (a larger window) instead of losing turns here.
+            fit_as = config.model_copy(update={"context_overflow": "refuse"}) if config.context_fallbacks else config
+            fitted = fit_to_window(req.messages, req.settings, fit_as, model)
         except ContextLengthError as exc:
             if config.context_fallbacks:  # never sent: the next model's record says why it was chosen
                 out.failures.append(Failure(config.id, exc.error_type))
