@@ -130,8 +130,12 @@ def test_chat_dashboard_export_and_no_html_injection(app_url, page, tmp_path):
     requests = page.get_by_test_id("stMetric").filter(has_text="Requests").first
     requests.wait_for(timeout=60_000)
     assert requests.get_by_test_id("stMetricValue").inner_text().strip() == "2"
+    # "broken" answers 500: three attempts (retries = 2), so 3 of 4 model attempts failed,
+    # and 1 of the 2 user requests.
     error_rate = page.get_by_test_id("stMetric").filter(has_text="Error rate").first
-    assert "50" in error_rate.get_by_test_id("stMetricValue").inner_text()
+    assert "75" in error_rate.get_by_test_id("stMetricValue").inner_text()
+    user_rate = page.get_by_test_id("stMetric").filter(has_text="User-facing error rate").first
+    assert "50" in user_rate.get_by_test_id("stMetricValue").inner_text()
     page.get_by_test_id("stPlotlyChart").first.wait_for(timeout=60_000)  # the charts render too
     assert page.locator("img[src='x']").count() == 0
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
@@ -148,7 +152,7 @@ def test_chat_dashboard_export_and_no_html_injection(app_url, page, tmp_path):
         cwd=tmp_path,
     ).stdout
     assert downloaded == cli
-    assert downloaded.count("\n") == 3  # header + 2 records
+    assert downloaded.count("\n") == 5  # header + 4 records (one per attempt)
     assert not dialogs
 
 

@@ -62,6 +62,16 @@ DASHBOARD_STRINGS: dict[str, dict[str, str]] = {
         "en": "{n} requests in this range are missing: they could not be saved and were lost ({reasons}).",
     },
     "dash.kpi.requests": {"es": "Peticiones", "en": "Requests"},
+    "dash.kpi.requests.help": {
+        "es": (
+            "Peticiones de usuario, cada una en el periodo de su primer intento. Registros en el periodo: "
+            "{records} (cada reintento, alternativa o rechazo es un registro; {retries} intentos tras el primero)."
+        ),
+        "en": (
+            "User requests, each counted in the period of its first attempt. Records in the period: {records} "
+            "(each retry, fallback or refusal is a record of its own; {retries} attempts after the first)."
+        ),
+    },
     "dash.kpi.error_rate": {"es": "Tasa de errores", "en": "Error rate"},
     "dash.kpi.error_rate.help": {
         "es": (

@@ -55,7 +55,13 @@ def kpis(data: DashboardData, lang: str, sample: memory.MemorySample) -> list[Kp
     # "+N unpriced" goes under the cost as a neutral note, so the value itself stays readable.
     unpriced = t("dash.unpriced_suffix", lang, n=f"{s.unpriced:,}") if 0 < s.unpriced < s.requests else None
     return [
-        (t("dash.kpi.requests", lang), fmt_int(s.requests), None, None),
+        (
+            # What users asked; each retry or fallback is one more attempt (a record of its own).
+            t("dash.kpi.requests", lang),
+            fmt_int(o.user_requests),
+            None,
+            t("dash.kpi.requests.help", lang, records=f"{s.requests:,}", retries=f"{o.retries:,}"),
+        ),
         (
             t("dash.kpi.error_rate", lang),
             fmt_pct(s.error_rate),
