@@ -119,3 +119,42 @@ def test_the_dashboard_shows_the_forecast_with_exact_spend_so_far(tmp_path, monk
     assert metrics["Spent today"] == fmt_usd(spent_today)
     assert metrics["Projected month-end"].startswith("$")
     assert any(c.value.startswith("Method: day-of-week-aware mean") for c in at.caption)
+
+
+def test_stats_prints_the_forecast_with_exact_spend_so_far(tmp_path, monkeypatch, capsys):
+    from chatwatch.cli import main
+    from chatwatch.store.records import Store
+
+    config = tmp_path / "chatwatch.toml"
+    config.write_text('[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\n')
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+    now = datetime.now(UTC)
+    records = [
+        make_record(started_at=now - timedelta(days=i, minutes=1), cost_usd=Decimal("0.500000001"), model=m)
+        for i in range(30)
+        for m in ("m1", "m2")
+    ] + [make_record(started_at=now - timedelta(minutes=2), cost_usd=None, price_source="unpriced", model="m1")]
+    with Store.open(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}") as store:
+        store.write_many(records)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def spent(since, model=None):
+        return sum(
+            (
+                r.cost_usd
+                for r in records
+                if r.cost_usd is not None and r.started_at >= since and model in (None, r.model)
+            ),
+            start=Decimal(0),
+        )
+
+    assert main(["stats"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    section = lines[lines.index("forecast") + 1 :]
+    assert section[0].startswith(f"UTC, {now:%Y-%m}: day-of-week-aware")
+    rows = {line.split()[0]: line for line in section[1:4]}
+    for scope, model in (("total", None), ("m1", "m1"), ("m2", "m2")):
+        month, day = spent(month_start, model).normalize(), spent(today, model).normalize()
+        assert rows[scope].split(None, 1)[1].startswith(f"month ${month:f}, today ${day:f}; day-end $"), rows[scope]
+    assert "1 requests this month have no price: in no sum" in section
