@@ -1,9 +1,11 @@
 """The attempt chain end to end (#9 items 1-3 and 8): retries, fallbacks, the circuit breaker
 and context fallbacks through `Runtime.chat`, with real faults.
 
-Faults come from the scriptable stub (HTTP 429/503/401, a stream cut, a slow first byte), a
-closed port (connection refused) and a real llama_cpp.server killed in the middle of a
-stream; every fallback is the real SmolLM2 in-process. What is expected is computed here
+Faults come from the scriptable stub (HTTP 429/503/401, a stream cut, a slow first byte, a
+body that is not JSON), a closed port (connection refused) and a real llama_cpp.server killed
+in the middle of a stream; every fallback is the real SmolLM2 in-process. chatwatch's own
+refusals (a model's rate limit, a spent "fallback" budget, an open circuit) and the response
+cache go through the same chain and are checked the same way, prices by genai-prices itself. What is expected is computed here
 another way than the chain does: requests the stub saw (counted, with their arrival times),
 elapsed time by perf_counter, backoff waits redrawn from a second `random.Random(0)`, and
 the rows read back from the SQLite file with SQLAlchemy, never through chatwatch's reports.
@@ -20,8 +22,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+import genai_prices
 import pytest
 import sqlalchemy as sa
 
@@ -122,10 +126,11 @@ def registry() -> Iterator[ModelRegistry]:
 def make_chat(tmp_path, registry) -> Iterator:
     built: list[Chat] = []
 
-    def make(*models: dict) -> Chat:
+    def make(*models: dict, **sections) -> Chat:
         raw = {
             "app": {"data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
             "models": [*models, SMOLLM2],
+            **sections,
         }
         waits: list[float] = []
 
@@ -236,6 +241,21 @@ def test_a_first_byte_slower_than_timeout_s_ends_the_retries_at_the_models_deadl
     assert len(stub_server.chat_requests()) == 2  # no retry was started past the deadline
     rows = check_rows(chat, asked)
     assert [(r["status"], r["error_type"]) for r in rows] == [("error", "provider_error"), ("error", "timeout")]
+
+
+def test_a_retry_after_past_the_deadline_goes_to_the_fallback_without_waiting(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, timeout_s=5, fallbacks=["smollm2"]))
+    stub_server.script = Script(status=429, headers=(("Retry-After", "30"),))
+    asked = chat.ask("a")
+    assert asked.error is None and asked.reply.answered_by == "smollm2"
+    assert len(stub_server.chat_requests()) == 1 and chat.waits == []  # 30 s would pass timeout_s = 5
+    assert asked.elapsed_s < 5
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["error_type"], r["fallback_from"]) for r in rows] == [
+        ("a", "rate_limit", None),
+        ("smollm2", None, "a"),
+    ]
+    assert f"Stub A failed (rate limit) - answered by {SMOLLM2_NAME}" in asked.reply.notices
 
 
 def test_a_200_whose_body_is_not_json_is_a_provider_error_and_retried(make_chat, stub_server: StubServer):
@@ -384,6 +404,87 @@ def test_an_open_circuit_without_a_fallback_says_unavailable_and_when_to_try(mak
     rows = check_rows(chat, asked)
     assert [(r["model"], r["status"], r["error_type"]) for r in rows] == [("a", "error", "circuit_open")]
     assert "next try in" in rows[0]["error_message"]
+
+
+# -- chatwatch's own refusals, and the response cache ---------------------------------------
+
+PRICED = {"provider": "openai", "model": "gpt-4o-mini"}  # priced by genai-prices' catalogue
+USAGE = {"prompt_tokens": 600, "completion_tokens": 300, "total_tokens": 900}  # what the stub reports
+
+
+def one_call_usd() -> Decimal:
+    """genai-prices' own price of the stub's usage, asked directly."""
+    usage = genai_prices.Usage(input_tokens=USAGE["prompt_tokens"], output_tokens=USAGE["completion_tokens"])
+    return genai_prices.calc_price(usage, PRICED["model"], provider_id=PRICED["provider"]).total_price
+
+
+def test_a_model_over_its_requests_per_minute_gets_a_rate_limited_record_and_no_call(
+    make_chat, stub_server: StubServer
+):
+    chat = make_chat(stub_model("a", stub_server.base_url, rate_limit={"requests_per_minute": 2}))
+    for _ in range(2):
+        assert chat.ask("a").reply.answered_by == "a"
+    asked = chat.ask("a")
+    assert isinstance(asked.error, ModelError) and asked.error.error_type == "rate_limited"
+    assert asked.error.retry_after_s is not None and 0 < asked.error.retry_after_s <= 60
+    assert len(stub_server.chat_requests()) == 2 and chat.waits == []  # refused, not retried
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"], r["latency_s"]) for r in rows] == [
+        ("a", "error", "rate_limited", None)
+    ]
+
+
+def test_a_spent_fallback_budget_sends_the_request_to_its_fallback_model(make_chat, stub_server: StubServer):
+    stub_server.script = Script(usage=USAGE)
+    budget = {"name": "a-daily", "model": "a", "limit_usd": 0.0001, "action": "fallback", "fallback": "smollm2"}
+    chat = make_chat(stub_model("a", stub_server.base_url, **PRICED), budgets=[budget])
+    first = chat.ask("a")  # its worst case (a short prompt, 8 tokens out) fits; its real usage does not
+    assert first.reply.answered_by == "a" and first.reply.record.cost_usd == one_call_usd() > Decimal("0.0001")
+    asked = chat.ask("a")
+    assert asked.error is None and asked.reply.answered_by == "smollm2"
+    assert len(stub_server.chat_requests()) == 1
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"], r["fallback_from"]) for r in rows] == [
+        ("a", "error", "budget_exceeded", None),
+        ("smollm2", "ok", None, "a"),
+    ]
+    assert "a-daily" in rows[0]["error_message"]
+    assert f"Stub A failed (budget used up) - answered by {SMOLLM2_NAME}" in asked.reply.notices
+
+
+def test_a_repeat_is_answered_from_the_cache_at_no_cost_and_saves_the_original_cost(make_chat, stub_server: StubServer):
+    stub_server.script = Script(usage=USAGE)
+    chat = make_chat(stub_model("a", stub_server.base_url, cache=True, **PRICED), privacy={"capture_content": True})
+    first = chat.ask("a")
+    again = chat.ask("a")
+    assert "".join(again.chunks) == "".join(first.chunks) == "Hello, world!"
+    assert len(stub_server.chat_requests()) == 1  # the repeat never reached the provider
+    (original,) = check_rows(chat, first)
+    assert Decimal(original["cost_nanousd"]) / 10**9 == one_call_usd()
+    rows = check_rows(chat, again)
+    assert [(r["status"], r["cache_hit"], r["cost_nanousd"], r["price_source"]) for r in rows] == [
+        ("ok", True, 0, "cache")
+    ]
+    assert rows[0]["saved_nanousd"] == original["cost_nanousd"]
+    assert again.reply.record.saved_usd == one_call_usd()
+
+
+def test_an_open_circuit_does_not_stop_a_stored_answer(make_chat, stub_server: StubServer):
+    breaker = {"failures": 2, "cooldown_s": 60}
+    chat = make_chat(
+        stub_model("a", stub_server.base_url, cache=True, retries=0, breaker=breaker), privacy={"capture_content": True}
+    )
+    assert chat.ask("a").reply.answered_by == "a"  # now stored
+    stub_server.script = Script(status=503)
+    for i in range(2):
+        assert chat.ask("a", [Message("user", f"Another question {i}")]).error.error_type == "provider_error"
+    assert chat.breaker("a")["state"] == "open"
+    asked = chat.ask("a")
+    assert asked.error is None and "".join(asked.chunks) == "Hello, world!"
+    assert len(stub_server.chat_requests()) == 3
+    assert [(r["status"], r["cache_hit"]) for r in check_rows(chat, asked)] == [("ok", True)]
+    assert chat.ask("a", [Message("user", "A new question")]).error.error_type == "circuit_open"
+    assert len(stub_server.chat_requests()) == 3
 
 
 # -- a real server killed in the middle of a stream ----------------------------------------
