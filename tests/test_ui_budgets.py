@@ -175,6 +175,7 @@ def test_the_dashboard_and_stats_show_each_budgets_exact_spend_limit_use_and_res
     bars = [p.proto.text for p in at.get("progress")]
     assert len(bars) == 4
     assert bars[1].startswith(f"served month · month · served: {fmt_usd(usd)} of {limit(notice)}")
+    assert bars[2] == f"tokens · day · all models: {tokens:,} tokens of 10,000,000 tokens ({tok['Used']})"
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Budget 'served month' is at") and "notice at 50.00 %" in w for w in warnings)
     assert not any("all daily" in w for w in warnings)

@@ -26,6 +26,7 @@ COST_STRINGS: dict[str, dict[str, str]] = {
         "reserved: the worst case of those still running. A model without a price adds no dollars (its cost is "
         "unknown, not $0) but does add tokens; the 'unpriced' column says how many there were.",
     },
+    "budgets.tokens": {"es": "{n} tokens", "en": "{n} tokens"},
     "budgets.all_models": {"es": "todos los modelos", "en": "all models"},
     "budgets.period.day": {"es": "día", "en": "day"},
     "budgets.period.month": {"es": "mes", "en": "month"},

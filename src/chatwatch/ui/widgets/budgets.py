@@ -129,8 +129,8 @@ def render_budgets(lang: str, now: datetime) -> None:
             name=s.name,
             period=t(f"budgets.period.{s.period}", lang),
             model=scope_text(s, lang),
-            spent=spent_text(s) if s.limit_usd is not None else tokens_text(s),
-            limit=limit_text(s) if s.limit_usd is not None else f"{s.limit_tokens:,}",
+            spent=spent_text(s) if s.limit_usd is not None else t("budgets.tokens", lang, n=f"{s.spent_tokens:,}"),
+            limit=limit_text(s) if s.limit_usd is not None else t("budgets.tokens", lang, n=f"{s.limit_tokens:,}"),
             used=fmt_pct(s.used),
         )
         st.progress(min(max(used, 0.0), 1.0), text=text)
