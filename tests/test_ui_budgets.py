@@ -2,8 +2,8 @@
 (ui/widgets/forecast.py) and in `chatwatch stats`.
 
 A real model (SmolLM2 behind the real llama_cpp.server) answers priced and unpriced
-requests, each reserved and settled on its budgets as the request path does
-(Budgets.check before the call, Budgets.settle after it). The spend the page must show is
+requests through `Runtime.chat`, whose chain reserves on every budget before the call and
+settles the record's cost after it. The spend the page must show is
 computed in the test from the provider's reported tokens in the raw rows times the
 configured price, never from the budget tables; resets are the next UTC midnight and month
 start computed here."""
@@ -23,11 +23,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from chatwatch.models.contract import GenerationSettings, Message
-from chatwatch.models.registry import ModelRegistry
-from chatwatch.resilience.budget import Budgets
+from chatwatch.runtime import Runtime
 from chatwatch.store.records import Store
-from chatwatch.telemetry.monitor import Monitor
-from chatwatch.telemetry.pricing import Pricer
 from chatwatch.ui.widgets.format import fmt_pct, fmt_time, fmt_usd
 from tests.fixtures.db import make_record
 
@@ -76,22 +73,13 @@ def spent(tmp_path, monkeypatch, llama_server):
     from chatwatch.config import load
 
     settings = load(config)
-    models = ModelRegistry()
-    with Store.open(settings.store_url) as store:
-        monitor = Monitor(settings, store, instance="test")
-        budgets = Budgets(store.engine, settings, Pricer(settings), instance="test")
-        try:
-            for model, prompt in [("served", p) for p in PROMPTS] + [("mystery", PROMPTS[0])]:
-                cfg = settings.model(model)
-                messages = [Message("user", prompt)]
-                check = budgets.check(cfg, messages, GEN)
-                assert check.allowed
-                reply = monitor.chat(models.get(cfg), cfg, messages, GEN, session_id="s", stream=False)
-                "".join(reply)
-                budgets.settle(check, reply.record)
-        finally:
-            monitor.close()
-            models.close()
+    # The request path itself: the chain reserves on every budget before the call and
+    # settles the record's cost after it.
+    with Runtime(settings, role="cli") as rt:
+        for model, prompt in [("served", p) for p in PROMPTS] + [("mystery", PROMPTS[0])]:
+            reply = rt.chat(model, [Message("user", prompt)], GEN, session_id="s", stream=False)
+            "".join(reply)
+            assert reply.answered_by == model and len(reply.records) == 1
     db = tmp_path / "data" / "chatwatch.db"
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT model, input_tokens, output_tokens, token_source FROM requests").fetchall()
