@@ -82,16 +82,22 @@ class Chat:
     db: sa.Engine
     waits: list[float] = field(default_factory=list)
 
-    def ask(self, model_id: str, messages=HI, settings=GREEDY, *, cut_after_first=None) -> Asked:
+    def ask(
+        self, model_id: str, messages=HI, settings=GREEDY, *, cut_after_first=None, stop_after=None, stream=True
+    ) -> Asked:
+        """One request read to its end (or, with stop_after, left by the caller after that many
+        chunks); cut_after_first runs once the first chunk has arrived."""
         chunks: list[str] = []
         error = None
         started = time.perf_counter()
-        reply = self.runtime.chat(model_id, messages, settings, session_id="chain")
+        reply = self.runtime.chat(model_id, messages, settings, session_id="chain", stream=stream)
         try:
             for chunk in reply:
                 chunks.append(chunk)
                 if cut_after_first is not None and len(chunks) == 1:
                     cut_after_first()
+                if stop_after is not None and len(chunks) >= stop_after:
+                    break
         except Exception as exc:
             error = exc
         finally:
@@ -258,6 +264,31 @@ def test_a_retry_after_past_the_deadline_goes_to_the_fallback_without_waiting(ma
     assert f"Stub A failed (rate limit) - answered by {SMOLLM2_NAME}" in asked.reply.notices
 
 
+def test_an_unstreamed_request_is_retried_the_same_way(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url))
+    stub_server.queue = [Script(status=502)]
+    asked = chat.ask("a", stream=False)
+    assert asked.error is None and "".join(asked.chunks) == "Hello, world!"
+    assert [bool(r.body.get("stream")) for r in stub_server.chat_requests()] == [False, False]
+    rows = check_rows(chat, asked)
+    assert [(r["stream"], r["status"], r["retry_reason"]) for r in rows] == [
+        (False, "error", None),
+        (False, "ok", "provider_error"),
+    ]
+
+
+def test_a_caller_who_stops_reading_gets_one_cancelled_record_and_nothing_else(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, fallbacks=["smollm2"], breaker={"failures": 1}))
+    stub_server.script = Script(interval_s=0.2)
+    asked = chat.ask("a", stop_after=1)
+    assert asked.chunks == ["Hello"] and asked.error is None
+    assert len(stub_server.chat_requests()) == 1 and chat.waits == []
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"]) for r in rows] == [("a", "cancelled")]
+    state = chat.breaker("a")  # a cancel says nothing about the model: failures=1 would have opened it
+    assert state is None or state["state"] == "closed"
+
+
 def test_a_200_whose_body_is_not_json_is_a_provider_error_and_retried(make_chat, stub_server: StubServer):
     chat = make_chat(stub_model("a", stub_server.base_url))
     stub_server.queue = [Script(invalid_body=True)]
@@ -292,6 +323,38 @@ def test_exhausted_retries_fall_back_to_smollm2_and_the_notice_says_so(make_chat
     assert asked.reply.answered_by == "smollm2"
     assert asked.reply.text == "".join(asked.chunks)
     assert f"Stub A failed (provider error) - answered by {SMOLLM2_NAME}" in asked.reply.notices
+
+
+def test_each_fallback_gets_its_own_timeout_s(make_chat, stub_server: StubServer):
+    slow_a, b_first_byte = 1.5, 1.0
+    chat = make_chat(
+        stub_model("a", stub_server.base_url, timeout_s=slow_a, retries=0, fallbacks=["b"]),
+        stub_model("b", stub_server.base_url, timeout_s=3.0),
+    )
+    # a never answers in time; b answers 1 s after it is asked, long after a's deadline
+    stub_server.queue = [Script(first_byte_s=10), Script(first_byte_s=b_first_byte)]
+    asked = chat.ask("a")
+    assert asked.error is None and asked.reply.answered_by == "b"
+    assert slow_a + b_first_byte <= asked.elapsed_s <= slow_a + b_first_byte + SLACK_S
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["status"], r["error_type"], r["fallback_from"]) for r in rows] == [
+        ("a", "error", "timeout", None),
+        ("b", "ok", None, "a"),
+    ]
+
+
+def test_fallbacks_that_name_each_other_end_with_the_last_error(make_chat, stub_server: StubServer):
+    chat = make_chat(
+        stub_model("a", stub_server.base_url, retries=1, fallbacks=["b"]),
+        stub_model("b", stub_server.base_url, retries=1, fallbacks=["a"]),
+    )
+    stub_server.script = Script(status=503)
+    asked = chat.ask("a")
+    assert isinstance(asked.error, ModelError) and asked.error.error_type == "provider_error"
+    assert len(stub_server.chat_requests()) == 4  # each model once and its retry; no loop back to a
+    rows = check_rows(chat, asked)
+    assert [(r["model"], r["fallback_from"]) for r in rows] == [("a", None), ("a", None), ("b", "a"), ("b", "a")]
+    assert asked.reply.answered_by is None and asked.reply.notices == []
 
 
 def test_a_closed_port_is_answered_by_the_fallback(make_chat):
@@ -383,6 +446,36 @@ def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(make_chat, s
     assert chat.breaker("a")["state"] == "closed"
     asked = chat.ask("a")
     assert asked.reply.answered_by == "a" and len(stub_server.chat_requests()) == 4
+
+
+def test_a_failed_probe_opens_the_circuit_again(make_chat, stub_server: StubServer):
+    cooldown_s = 1.0
+    chat = make_chat(
+        stub_model("a", stub_server.base_url, retries=0, breaker={"failures": 2, "cooldown_s": cooldown_s})
+    )
+    stub_server.script = Script(status=503)
+    for _ in range(2):
+        assert chat.ask("a").error.error_type == "provider_error"
+    first = chat.breaker("a")
+    assert first["state"] == "open"
+    time.sleep(max(0.0, first["until_us"] / 1e6 + 0.4 - time.time()))
+    probe = chat.ask("a")  # the probe goes, and fails
+    assert probe.error.error_type == "provider_error" and len(stub_server.chat_requests()) == 3
+    again = chat.breaker("a")
+    assert again["state"] == "open" and again["opened_us"] > first["opened_us"]
+    assert again["until_us"] - again["opened_us"] == cooldown_s * 1e6
+    refused = chat.ask("a")
+    assert refused.error.error_type == "circuit_open" and len(stub_server.chat_requests()) == 3
+
+
+def test_invalid_requests_do_not_open_the_circuit(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, breaker={"failures": 2}))
+    stub_server.script = Script(status=401)
+    for _ in range(3):
+        assert chat.ask("a").error.error_type == "invalid_request"
+    assert len(stub_server.chat_requests()) == 3  # each one sent: the key is the user's to fix
+    state = chat.breaker("a")
+    assert state is None or state["state"] == "closed"
 
 
 def test_an_open_circuit_without_a_fallback_says_unavailable_and_when_to_try(make_chat, stub_server: StubServer):
