@@ -16,12 +16,10 @@ from streamlit.testing.v1 import AppTest
 
 from chatwatch.cli.data import cost_text
 from chatwatch.models.contract import GenerationSettings, Message
-from chatwatch.models.registry import ModelRegistry
 from chatwatch.reports.aggregate import Filters
 from chatwatch.reports.savings import cache_savings
-from chatwatch.resilience.cache import ResponseCache
+from chatwatch.runtime import Runtime
 from chatwatch.store.records import Store
-from chatwatch.telemetry.monitor import AttemptTags, Monitor
 from chatwatch.ui.widgets.format import fmt_cost, fmt_int, fmt_pct, fmt_seconds
 from tests.fixtures.db import make_record
 
@@ -218,28 +216,16 @@ def test_real_hits_of_a_real_model_save_its_reported_tokens_at_the_configured_pr
             ],
         }
     )
-    cfg = settings.model("served")
-    models = ModelRegistry()
     originals, hits = [], []
-    with Store.open(store_url) as store:
-        monitor = Monitor(settings, store, instance="test")
-        cache = ResponseCache(store.engine)
-        try:
-            for messages in MESSAGES:
-                reply = monitor.chat(models.get(cfg), cfg, messages, SEEDED, session_id="s", stream=False)
-                text = "".join(reply)
-                originals.append(reply.record)
-                assert cache.store(cfg, messages, SEEDED, reply.record, text)
-            for messages in MESSAGES * 2:  # each asked twice more: four hits
-                hit = cache.lookup(cfg, messages, SEEDED)
-                tags = AttemptTags(cache_hit=True, saved_usd=hit.saved_usd, original_latency_s=hit.original_latency_s)
-                reply = monitor.chat(hit.model, cfg, messages, SEEDED, session_id="s", stream=False, tags=tags)
-                "".join(reply)
-                hits.append(reply.record)
-        finally:
-            monitor.close()
-            models.close()
-        (s,) = cache_savings(store, Filters())
+    # The request path itself: the chain looks the request up, calls the model on a miss
+    # and keeps its answer, and replays the answer on a repeat.
+    with Runtime(settings, role="cli") as rt:
+        for i, messages in enumerate(MESSAGES * 3):  # each prompt once, then twice more: four hits
+            reply = rt.chat("served", messages, SEEDED, session_id="s", stream=False)
+            "".join(reply)
+            (originals if i < len(MESSAGES) else hits).append(reply.record)
+        (s,) = cache_savings(rt.store, Filters())
+    assert not any(o.cache_hit for o in originals) and all(h.cache_hit for h in hits)
     per_call = [
         ((o.input_tokens * PRICE_IN + o.output_tokens * PRICE_OUT) / Decimal(1_000_000)).quantize(Decimal("1e-9"))
         for o in originals
