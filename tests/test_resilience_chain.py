@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -466,6 +467,27 @@ def test_a_failed_probe_opens_the_circuit_again(make_chat, stub_server: StubServ
     assert again["until_us"] - again["opened_us"] == cooldown_s * 1e6
     refused = chat.ask("a")
     assert refused.error.error_type == "circuit_open" and len(stub_server.chat_requests()) == 3
+
+
+def test_after_the_cool_down_one_of_two_concurrent_requests_is_the_probe(make_chat, stub_server: StubServer):
+    chat = make_chat(stub_model("a", stub_server.base_url, retries=0, breaker={"failures": 2, "cooldown_s": 1.0}))
+    stub_server.script = Script(status=503)
+    for _ in range(2):
+        assert chat.ask("a").error.error_type == "provider_error"
+    state = chat.breaker("a")
+    assert state["state"] == "open"
+    time.sleep(max(0.0, state["until_us"] / 1e6 + 0.4 - time.time()))
+    stub_server.script = Script(first_byte_s=1.0)  # healthy, slow enough for both to be in flight
+    results: list[Asked] = []
+    threads = [threading.Thread(target=lambda: results.append(chat.ask("a"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    outcomes = sorted(("ok" if r.error is None else r.error.error_type) for r in results)
+    assert outcomes == ["circuit_open", "ok"]
+    assert len(stub_server.chat_requests()) == 3  # only the probe reached the model
+    assert chat.breaker("a")["state"] == "closed"
 
 
 def test_invalid_requests_do_not_open_the_circuit(make_chat, stub_server: StubServer):
