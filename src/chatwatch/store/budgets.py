@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from chatwatch.store.db import write_transaction
+from chatwatch.store.records import to_us
 from chatwatch.store.rollups import INSERT
 from chatwatch.store.schema import budget_reservations, budget_usage
 
@@ -239,8 +240,8 @@ def _ended(table: sa.Table, ended_before: datetime, day_budgets: Collection[str]
     budget not in the config) at the next month's start, so it has ended when it started
     before `ended_before`'s month."""
     at = ended_before.astimezone(UTC)
-    day_cut = int(at.timestamp() * 1_000_000) - DAY_US + 1  # start + 1 day <= ended_before
-    month_cut = int(datetime(at.year, at.month, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    day_cut = to_us(at) - DAY_US + 1  # start + 1 day <= ended_before
+    month_cut = to_us(datetime(at.year, at.month, 1, tzinfo=UTC))
     days = sorted(day_budgets)
     c = table.c
     return [(day_cut, (c.budget.in_(days),)), (month_cut, (c.budget.not_in(days),))]
