@@ -175,10 +175,10 @@ def test_the_dashboard_and_stats_show_each_budgets_exact_spend_limit_use_and_res
     by_name = {line[:22].strip(): line for line in section[:4]}
     assert f"spent ${usd.normalize():f} of ${Decimal(str(float(notice))).normalize():f}" in by_name["served month"]
     assert f"({float(usd) / float(notice) * 100:.1f}%)" in by_name["served month"]
-    assert f"tokens {tokens:,} / 10,000,000" in by_name["tokens"]
+    assert f"tokens {tokens:,} / 10,000,000" in by_name["tokens"] and "no dollar limit" in by_name["tokens"]
     assert "1 unpriced" in by_name["mystery day"] and "spent $0 of" in by_name["mystery day"]
     assert f"resets {_next_month(now):%Y-%m-%d %H:%M} UTC" in by_name["served month"]
-    assert "fallback to mystery at the limit" in by_name["served month"]
+    assert "sends requests to mystery at the limit" in by_name["served month"]
 
 
 def test_a_budget_past_its_limit_is_an_error_on_the_page(spent):

@@ -114,16 +114,16 @@ def budget_lines(store, settings, now: datetime) -> list[str]:
     out = []
     for b in Budgets(store.engine, settings, Pricer(settings), instance="cli").status(now):
         c = configs[b.name]
-        limit = "-" if b.limit_usd is None else f"${exact_usd(Decimal(str(b.limit_usd)))}"
+        limit = "no dollar limit" if b.limit_usd is None else f"of ${exact_usd(Decimal(str(b.limit_usd)))}"
         tokens = f"{b.spent_tokens:,}" + ("" if b.limit_tokens is None else f" / {b.limit_tokens:,}")
-        action = f"fallback to {c.fallback}" if c.action == "fallback" else c.action
+        action = {"block": "refuses requests", "warn": "only warns", "fallback": f"sends requests to {c.fallback}"}
         unpriced = summary(
             store, Filters(since=b.period_start, until=now, models=(b.model,) if b.model else ())
         ).unpriced
         out.append(
-            f"{b.name:<22}{b.period:<6}{b.model or 'all models':<16} spent ${exact_usd(b.spent_usd)} of {limit}"
+            f"{b.name:<22}{b.period:<6}{b.model or 'all models':<16} spent ${exact_usd(b.spent_usd)} {limit}"
             f" ({_percent(b.used)}), tokens {tokens}, reserved ${exact_usd(b.reserved_usd)}, {unpriced} unpriced;"
-            f" {action} at the limit; resets {b.resets_at:%Y-%m-%d %H:%M} UTC"
+            f" {action[c.action]} at the limit; resets {b.resets_at:%Y-%m-%d %H:%M} UTC"
         )
     return out
 
