@@ -24,7 +24,7 @@ import streamlit as st
 from chatwatch.config import BudgetConfig
 from chatwatch.i18n import t
 from chatwatch.reports.queries import Filters, summary
-from chatwatch.resilience.budget import Budgets, BudgetStatus
+from chatwatch.resilience.budget import BudgetStatus
 from chatwatch.ui.state import runtime
 from chatwatch.ui.widgets.format import NONE, fmt_pct, fmt_time, fmt_usd
 
@@ -54,11 +54,9 @@ class BudgetView:
 def _views(url: str, at: datetime) -> list[BudgetView]:
     """Cached per store URL (the key only: the runtime's store is the one for it) and second."""
     rt = runtime()
-    # status() only reads the store: a reader of its own needs no part of the request path.
-    budgets = Budgets(rt.store.engine, rt.settings, rt.monitor.pricer, instance=rt.monitor.instance)
     configs = {b.name: b for b in rt.settings.budgets}
     out = []
-    for s in budgets.status(at):
+    for s in rt.budgets.status(at):  # the request path's own budgets, read from the store
         models = (s.model,) if s.model else ()
         unpriced = summary(rt.store, Filters(since=s.period_start, until=at, models=models)).unpriced
         out.append(BudgetView(s, configs[s.name], unpriced))
