@@ -150,6 +150,11 @@ class Store:
             self.unavailable = scrub(f"{type(exc).__name__}: {exc}")[:500]
             log.error("the store is unavailable; records wait in memory until it is back: %s", self.unavailable)
         self._insert = sa.insert(requests)
+        self._insert_missing = (
+            rollups.INSERT[self.dialect](requests)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(requests.c.id)
+        )
         self._upsert = rollups.upsert_statement(self.dialect)
         self._hist = None if rollups.merges_in_sql(self.dialect) else rollups.hist_update_statement()
 
@@ -227,8 +232,29 @@ class Store:
                 self._write_rows(conn, rows)
         return len(rows)
 
+    def insert_missing(self, records: Iterable[RequestRecord], *, lock_wait_s: float | None = None) -> set[str]:
+        """Store, in one transaction, the records whose id is not in the store yet (INSERT ...
+        ON CONFLICT DO NOTHING) and fold only those into the rollups; returns their ids. So a
+        spooled record ingested twice, or by two processes at once, is stored and counted
+        once: on PostgreSQL the second insert of an id waits for the first's commit and then
+        does nothing. `lock_wait_s` bounds the wait for another writer, as in `write`."""
+        rows = [record_to_row(r) for r in records]
+        if not rows:
+            return set()
+        self.ready()
+        with self.transaction(lock_wait_s=lock_wait_s) as conn:
+            new = set(conn.execute(self._insert_missing, rows).scalars())
+            fresh = [row for row in rows if row["id"] in new]
+            if fresh:
+                self._fold(conn, fresh)
+        return new
+
     def _write_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(self._insert, rows)
+        self._fold(conn, rows)
+
+    def _fold(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Add the newly inserted `rows` to the rollups."""
         if self._hist is None:  # SQLite: the upsert merges the histograms; one executemany
             conn.execute(self._upsert, [p for row in rows for p in rollups.upsert_params(row, self.dialect)])
             return
