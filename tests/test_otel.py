@@ -169,6 +169,17 @@ def _settings(tmp_path, otel: dict | None, *, privacy_content: bool = False) -> 
                 "model": "nobody-home",
                 "provider": "openai",
                 "timeout_s": 5,
+                "retries": 0,  # one attempt per request: spans of a retried request have a test of their own
+            },
+            {
+                "id": "closed-retried",
+                "kind": "openai",
+                "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                "model": "nobody-home",
+                "provider": "openai",
+                "timeout_s": 5,
+                "retries": 2,
+                "retry_base_s": 0.01,
             },
         ],
     }
@@ -343,6 +354,19 @@ def test_content_only_with_both_switches_on(tmp_path, receiver, models, otel_con
             "finish_reason": record.finish_reason,
         }
     ]
+
+
+def test_each_attempt_of_a_retried_request_is_a_span_of_its_own(tmp_path, receiver, models):
+    rt = Runtime(_settings(tmp_path, {"endpoint": receiver.endpoint}), role="cli", models=models)
+    _ask(rt, "closed-retried")
+    records = sorted(_records(rt).values(), key=lambda r: r.attempt)
+    _close(rt)
+    assert [r.attempt for r in records] == [1, 2, 3]
+    spans = sorted((_attrs(s.attributes) for _, s in receiver.spans()), key=lambda a: a["chatwatch.attempt"])
+    assert [a["chatwatch.record_id"] for a in spans] == [r.id for r in records]
+    assert {a["chatwatch.request_id"] for a in spans} == {records[0].id}
+    assert [a.get("chatwatch.retry_reason") for a in spans] == [None, "connection", "connection"]
+    assert all(a["error.type"] == "connection" for a in spans)
 
 
 def test_headers_come_from_the_named_variable(tmp_path, receiver, models, monkeypatch):

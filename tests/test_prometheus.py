@@ -125,8 +125,7 @@ def test_metrics_equal_the_records(tmp_path, llama_server, monkeypatch):
         rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         records = _records(rt)
         firing = len(rt.alerts.active())
-        breakers = getattr(rt, "breakers", None)
-        states = breakers.states() if breakers is not None else {}
+        states = {m: b.state for m, b in rt.breakers.states().items()}
     assert len(records) >= 7
     assert KEY not in text
     s = _samples(text)
@@ -210,7 +209,8 @@ def test_metrics_equal_the_records(tmp_path, llama_server, monkeypatch):
     assert _get(s, "chatwatch_dropped_records") == 0
     assert _get(s, "chatwatch_process_resident_memory_bytes") == pytest.approx(rss, rel=0.2)
     circuit = {dict(labels)["model"]: v for (n, labels), v in s.items() if n == "chatwatch_circuit_state"}
-    assert len(circuit) == len(states)  # none until the runtime has breakers (resilience/)
+    assert circuit == {m: {"closed": 0, "half_open": 1, "open": 2}[st] for m, st in states.items()}
+    assert set(circuit) == {m.id for m in rt.settings.models}  # one series per configured model
 
     # promtool, Prometheus' own linter, accepts the exposition.
     check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)

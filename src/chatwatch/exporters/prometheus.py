@@ -52,7 +52,7 @@ STATUSES = ("ok", "error", "cancelled")
 ERROR_TYPES: tuple[str, ...] = (*typing.get_args(ErrorType), *LOCAL_REFUSALS)
 OTHER = "other"
 # Circuit breaker states as numbers (resilience/breaker.py names them).
-CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
+CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 SEVERITIES = ("critical", "warning", "info")
 OPERATION = "chat"
 
@@ -70,6 +70,7 @@ class MetricsSource(typing.Protocol):
 
     monitor: Any
     alerts: Any
+    breakers: Any  # resilience.breaker.Breakers: states() -> {model: BreakerState}
 
 
 class _StateCollector(Collector):
@@ -123,23 +124,14 @@ class _StateCollector(Collector):
 
 
 def _breaker_states(source: MetricsSource) -> dict[str, int]:
-    """model -> 0/1/2 from `source.breakers.states()` when the runtime has breakers. A value
-    may be the state's name, an enum of it, or an object with a `state` attribute."""
-    breakers = getattr(source, "breakers", None)
-    if breakers is None or not hasattr(breakers, "states"):
-        return {}
+    """model -> 0 closed / 1 half-open / 2 open, as the store has it now (every replica
+    reports the one shared state). With the store down: nothing, and a warning."""
     try:
-        states = breakers.states()
+        states = source.breakers.states()
     except Exception as exc:
         log.warning("metrics: circuit states unavailable: %s", exc)
         return {}
-    out = {}
-    for model, state in states.items():
-        state = getattr(state, "state", state)
-        name = str(getattr(state, "value", state)).lower()
-        if name in CIRCUIT_VALUES:
-            out[str(model)] = CIRCUIT_VALUES[name]
-    return out
+    return {model: CIRCUIT_VALUES[state.state] for model, state in states.items()}
 
 
 class _QuietHandler(WSGIRequestHandler):
