@@ -12,6 +12,12 @@ replays anyone else's. A lock guards the backlog itself, never a commit, so requ
 commit concurrently. Past `[store] unsaved_max_records` the oldest kept records are
 dropped; each drop is logged (once per burst), counted (`dropped_count`) and written to
 the store's `record_losses` table once the store is back (store/losses.py).
+
+A process that ends while the store still fails must not take its kept records with it:
+`close()` waits for the store until its deadline at most, then spools what is left (the
+records and the counted drops) to a file the next process ingests (telemetry/spool.py),
+and says where in `spooled`. Every Monitor ingests the spool files of its store when it
+starts and again whenever the store comes back, on the unsaved writer's thread.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from chatwatch.store.losses import Loss, write_losses
 from chatwatch.store.record import RequestRecord, utcnow
 from chatwatch.telemetry import memory
 from chatwatch.telemetry.pricing import Pricer
+from chatwatch.telemetry.spool import Spool, Spooled, SpoolError, store_losses_once
 
 log = logging.getLogger("chatwatch.requests")
 
@@ -61,6 +68,16 @@ def _storable(text: str) -> str:
     """Text any database takes: bytes that were not UTF-8 (surrogate escapes from a command
     line) become U+FFFD instead of making the whole record unstorable."""
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _wait_left(deadline: float | None) -> float | None:
+    """How long a write may wait for a lock before `deadline` (None: no deadline)."""
+    return None if deadline is None else max(0.05, deadline - time.monotonic())
+
+
+def _first_line(reason: str) -> str:
+    """An error's first line (SQLAlchemy appends the SQL and a link on further lines)."""
+    return reason.strip().splitlines()[0] if reason.strip() else reason
 
 
 def default_instance() -> str:
@@ -198,12 +215,20 @@ class Monitor:
         # the unsaved writer thread. The lock guards these fields only, never a commit.
         self.max_unsaved = settings.store.unsaved_max_records
         self._unsaved: deque[RequestRecord] = deque()
-        self._in_flight = 0  # records the writer took from the backlog and is writing
+        self._writing: dict[str, RequestRecord] = {}  # taken from the backlog, being written
         self._unsaved_lock = threading.Lock()
         self._bursts: dict[str, _Burst] = {}  # model -> drops not yet written to the store
         self.dropped_count = 0  # records this monitor dropped, ever (written or not)
         self.last_store_error: str | None = None
+        self._cause: str | None = None  # the store's last error, for the spool
         self._writer = UnsavedWriter(self)
+        # Records earlier processes could not store: ingested on the writer's thread.
+        self._spool = Spool(settings, store)
+        self.spooled: Spooled | None = None  # what close() had to spool
+        self._ingest_due = bool(self._spool.pending())
+        if self._ingest_due:
+            self._writer.start()
+            self._writer.nudge()
         self._closed = False
         self._after: queue.SimpleQueue[RequestRecord | None] = queue.SimpleQueue()
         self._after_thread: threading.Thread | None = None
@@ -254,24 +279,29 @@ class Monitor:
                 self._pending_cond.wait(left)
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the unsaved writer, make one last attempt to write the kept records (what
-        still cannot be written is logged and counted as lost), let the listeners see the
-        records already made, then stop the after-record thread. Each step waits at most
-        `timeout`. Idempotent."""
+    def close(self, timeout: float = 10.0) -> Spooled | None:
+        """Stop the unsaved writer and make one last attempt to write the kept records, all
+        within `timeout` (no write waits for a lock past it). What still cannot be written
+        -- kept records and counted drops -- is spooled for the next process (returned, and
+        kept in `spooled`); only if no spool folder takes it either is it logged and counted
+        as lost. Then let the listeners see the records already made (at most `timeout`)
+        and stop the after-record thread. Idempotent."""
         with self._unsaved_lock:
             if self._closed:
-                return
+                return self.spooled
             self._closed = True
-        self._writer.stop(timeout)
-        if not self.flush_unsaved(deadline=time.monotonic() + timeout):
-            self._abandon_unsaved()
+        deadline = time.monotonic() + timeout
+        self._writer.stop(timeout / 2)  # a write in progress may finish; the rest is ours
+        stored = self.flush_unsaved(deadline=deadline)
+        if not stored or self._writer.running:  # the writer may still hold a batch it could not write
+            self._spool_unsaved()
         self.drain(timeout)
         with self._pending_cond:
             thread, self._after_thread = self._after_thread, None
         if thread is not None:
             self._after.put(None)
             thread.join(timeout)
+        return self.spooled
 
     # -- the request path --------------------------------------------------------------
     def chat(
@@ -533,30 +563,40 @@ class Monitor:
             self.store.write(record, request=True)
         except Exception as exc:
             return self._keep(record, exc)
-        if self._unsaved or self._bursts:
+        if self._unsaved or self._bursts or self._ingest_due:
             self._writer.nudge()  # the store takes records again: no need to sit out the backoff
         return None
 
     def _keep(self, record: RequestRecord, exc: Exception) -> str:
         reason = scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX]
         with self._unsaved_lock:
-            if self._closed:  # a reply that outlived its runtime: nobody is left to retry it
-                self.dropped_count += 1
-                message = f"could not save the request record, and the monitor is closed: it is lost: {reason}"
-            else:
+            closed = self._closed
+            if not closed:
                 self._unsaved.append(record)
                 self._enforce_bound(reason)
-                kept = len(self._unsaved) + self._in_flight
+                kept = len(self._unsaved) + len(self._writing)
+                self._cause = reason
                 self.last_store_error = f"could not save request records ({kept} kept in memory): {reason}"
                 message = self.last_store_error
                 self._writer.start()  # idempotent; no thread at all while the store is healthy
                 self._writer.nudge()
+        if closed:  # a reply that outlived its runtime: nobody is left to retry it here
+            message = self._spool_late(record, reason)
         log.error(message, extra={"error_type": type(exc).__name__})
         return message
 
+    def _spool_late(self, record: RequestRecord, reason: str) -> str:
+        try:
+            spooled = self._spool.write([record], [], instance=self.instance, cause=_first_line(reason))
+        except SpoolError as exc:
+            with self._unsaved_lock:
+                self.dropped_count += 1
+            return f"could not save the request record, and the monitor is closed: it is lost: {reason}; {exc}"
+        return f"could not save the request record after the monitor closed ({reason}): spooled to {spooled.path}"
+
     def _enforce_bound(self, reason: str) -> None:
         """Drop the oldest kept records past the bound (called with the lock held)."""
-        while self._unsaved and len(self._unsaved) + self._in_flight > self.max_unsaved:
+        while self._unsaved and len(self._unsaved) + len(self._writing) > self.max_unsaved:
             self._drop(
                 self._unsaved.popleft(),
                 f"unsaved backlog full ([store] unsaved_max_records = "
@@ -582,38 +622,61 @@ class Monitor:
     def flush_unsaved(self, *, deadline: float | None = None) -> bool:
         """Write the kept records (RETRY_BATCH per transaction) and the pending loss counts.
         True when nothing is left to write. Runs on the unsaved writer's thread (or in
-        `close()`), never on a request's."""
+        `close()`), never on a request's. With a `deadline` no write waits for a lock past
+        it. Then the spool files of earlier processes, if any are due (telemetry/spool.py)."""
         while deadline is None or time.monotonic() < deadline:
             with self._unsaved_lock:
                 batch = [self._unsaved.popleft() for _ in range(min(RETRY_BATCH, len(self._unsaved)))]
-                self._in_flight += len(batch)
+                self._writing.update((r.id, r) for r in batch)
             if not batch:
                 break
             try:
-                self._write_batch(batch)
+                self._write_batch(batch, _wait_left(deadline))
             except Exception as exc:
                 reason = scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX]
                 with self._unsaved_lock:
-                    self._in_flight -= len(batch)
+                    self._done_writing(batch)
                     self._unsaved.extendleft(reversed(batch))
                     self._enforce_bound(reason)
                     kept = len(self._unsaved)
+                    self._cause = reason
                     self.last_store_error = f"could not save request records ({kept} kept in memory): {reason}"
                 log.debug("retry of %d kept records failed: %s", kept, reason)
                 return False
             with self._unsaved_lock:
-                self._in_flight -= len(batch)
+                self._done_writing(batch)
                 left = len(self._unsaved)
+                self._ingest_due = True  # the store is back: others may have spooled while it was not
             log.info("wrote %d kept request records (%d still kept)", len(batch), left, extra={"written": len(batch)})
-        if not self._write_losses():
+        if not self._write_losses(deadline):
             return False
         with self._unsaved_lock:
             done = not self._unsaved
             if done:
                 self.last_store_error = None
-        return done
+        return done and self._ingest_spool(deadline)
 
-    def _write_batch(self, batch: list[RequestRecord]) -> None:
+    def _done_writing(self, batch: list[RequestRecord]) -> None:
+        for r in batch:
+            self._writing.pop(r.id, None)
+
+    def _ingest_spool(self, deadline: float | None) -> bool:
+        """Store the records earlier processes spooled (False: the store failed, retry)."""
+        if not self._ingest_due:
+            return True
+        self._ingest_due = False
+        try:
+            self._spool.ingest(self.store, lock_wait_s=_wait_left(deadline))
+        except Exception as exc:
+            self._ingest_due = True
+            log.debug("ingesting spool files failed: %s", scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX])
+            return False
+        return True
+
+    def _write_batch(self, batch: list[RequestRecord], lock_wait_s: float | None = None) -> None:
+        if lock_wait_s is not None:  # close(): a bounded wait, and idempotent (an id stored already is skipped)
+            self.store.insert_missing(batch, lock_wait_s=lock_wait_s)
+            return
         try:
             self.store.write_many(batch)
         except sa.exc.IntegrityError:
@@ -627,12 +690,8 @@ class Monitor:
                         with self._unsaved_lock:
                             self._drop(record, scrub(f"the store refused the record: {exc.orig}")[:ERROR_MESSAGE_MAX])
 
-    def _write_losses(self) -> bool:
-        with self._unsaved_lock:
-            bursts, self._bursts = self._bursts, {}
-        if not bursts:
-            return True
-        losses = [
+    def _losses(self, bursts: dict[str, _Burst]) -> list[Loss]:
+        return [
             Loss(
                 at=b.at,
                 instance=self.instance,
@@ -644,8 +703,18 @@ class Monitor:
             )
             for model, b in bursts.items()
         ]
+
+    def _write_losses(self, deadline: float | None = None) -> bool:
+        with self._unsaved_lock:
+            bursts, self._bursts = self._bursts, {}
+        if not bursts:
+            return True
+        losses = self._losses(bursts)
         try:
-            write_losses(self.store, losses)
+            if deadline is None:
+                write_losses(self.store, losses)
+            else:  # close(): a bounded wait
+                store_losses_once(self.store, losses, lock_wait_s=_wait_left(deadline))
         except Exception as exc:
             with self._unsaved_lock:  # put them back, merged with drops made meanwhile
                 for model, b in bursts.items():
@@ -664,8 +733,41 @@ class Monitor:
         )
         return True
 
-    def _abandon_unsaved(self) -> None:
-        """At close, with the store still failing: the kept records are lost; say so."""
+    def _spool_unsaved(self) -> None:
+        """At close, with the store still failing: spool the kept records (those the writer
+        may still be writing too: ingesting skips an id already stored) and the counted
+        drops for the next process; if no spool folder can be written, they are lost."""
+        with self._unsaved_lock:
+            records = list(self._writing.values()) + list(self._unsaved)
+            bursts = dict(self._bursts)
+            cause = _first_line(self._cause or self.last_store_error or "the store did not answer in time")
+        if not records and not bursts:
+            return
+        try:
+            spooled = self._spool.write(records, self._losses(bursts), instance=self.instance, cause=cause)
+        except SpoolError as exc:
+            self._abandon_unsaved(str(exc))
+            return
+        with self._unsaved_lock:
+            ids = {r.id for r in records}
+            self._unsaved = deque(r for r in self._unsaved if r.id not in ids)
+            for model, burst in bursts.items():
+                if self._bursts.get(model) is burst:
+                    del self._bursts[model]
+        self.spooled = spooled
+        log.error(
+            "closing with the store failing (%s): %d kept request records and %d counted drops spooled to %s; "
+            "the next chatwatch process stores them",
+            cause,
+            spooled.records,
+            spooled.dropped,
+            spooled.path,
+            extra={"spooled": spooled.records, "spool_file": str(spooled.path)},
+        )
+
+    def _abandon_unsaved(self, why: str) -> None:
+        """At close, with the store still failing and no spool folder writable: the kept
+        records are lost; say so."""
         with self._unsaved_lock:
             abandoned, self._unsaved = list(self._unsaved), deque()
             self.dropped_count += len(abandoned)
@@ -673,21 +775,22 @@ class Monitor:
         if abandoned or pending:
             log.error(
                 "closing with the store failing: %d kept request records and %d counted drops could not be "
-                "written and are lost (%s)",
+                "written and are lost (%s); %s",
                 len(abandoned),
                 pending,
                 self.last_store_error,
+                why,
                 extra={"lost": len(abandoned) + pending, "dropped_count": self.dropped_count},
             )
 
     def unsaved_count(self) -> int:
         """Records kept in memory, waiting for the store."""
         with self._unsaved_lock:
-            return len(self._unsaved) + self._in_flight
+            return len(self._unsaved) + len(self._writing)
 
     def health(self) -> StoreHealth:
         with self._unsaved_lock:
-            unsaved = len(self._unsaved) + self._in_flight
+            unsaved = len(self._unsaved) + len(self._writing)
             reason = self.last_store_error if unsaved or self._bursts else None
             return StoreHealth(unsaved=unsaved, lost=self.dropped_count, reason=reason)
 
