@@ -83,7 +83,7 @@ def cumulative_chart(
 ) -> go.Figure:
     """The month's cumulative spend per day, then a dashed line to the projected month-end
     with its band; `budgets` (monthly, of this scope) as lines at their limits."""
-    total = forecast.projection(scope)
+    p = forecast.projection(scope)
     days, running, cum = [], 0.0, []
     for day, usd in forecast.days(scope):
         running += float(usd)
@@ -93,7 +93,7 @@ def cumulative_chart(
     end = forecast.month_end
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=days, y=cum, mode="lines+markers", name=t("forecast.actual", lang)))
-    low, high = total.month_end_band
+    low, high = p.month_end_band
     fig.add_trace(
         go.Scatter(
             x=[forecast.at, end, end, forecast.at],
@@ -107,7 +107,7 @@ def cumulative_chart(
     fig.add_trace(
         go.Scatter(
             x=[forecast.at, end],
-            y=[cum[-1], total.month_end_usd],
+            y=[cum[-1], p.month_end_usd],
             mode="lines",
             line=dict(dash="dash"),
             name=t("forecast.projected", lang),
