@@ -154,3 +154,40 @@ def test_no_retry_once_a_chunk_reached_the_page(config, stub_server: StubServer)
     got = rows(config)
     assert [(r.model, r.status) for r in got] == [("remote", "error")]  # no retry, no fallback
     assert [e.value for e in at.chat_message[-1].error]  # the cut is shown
+
+
+def test_a_cached_model_says_so_and_a_repeat_is_answered_from_the_cache(tmp_path, monkeypatch):
+    path = tmp_path / "cached.toml"
+    path.write_text(
+        """
+[app]
+language = "en"
+[privacy]
+capture_content = true
+[[models]]
+id = "smollm2"
+name = "SmolLM2 local"
+kind = "llama_cpp"
+cache = true
+cache_ttl_s = 7200
+[models.defaults]
+temperature = 0.0
+max_tokens = 8
+"""
+    )
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(path))
+    first = AppTest.from_file(APP, default_timeout=120).run()
+    assert any("Cache on" in c.value and "2 h" in c.value for c in first.sidebar.caption)
+    send(first, "Name a colour.")
+    answer = first.chat_message[-1].markdown[0].value
+    again = AppTest.from_file(APP, default_timeout=120).run()  # another session, the same question
+    send(again, "Name a colour.")
+    assert again.chat_message[-1].markdown[0].value == answer
+    assert any("Answered from the cache: cost $0" in c for c in last_captions(again)), last_captions(again)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}", poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            got = conn.execute(sa.text("SELECT cache_hit, cost_nanousd FROM requests ORDER BY started_us")).all()
+    finally:
+        engine.dispose()
+    assert [(bool(r.cache_hit), r.cost_nanousd) for r in got] == [(False, 0), (True, 0)]  # a local model is free

@@ -34,6 +34,20 @@ CHAT_STRINGS: dict[str, dict[str, str]] = {
         "es": "{model} respondió en el intento {n} (antes: {reasons})",
         "en": "{model} answered on attempt {n} (before: {reasons})",
     },
+    "sidebar.cache_on": {
+        "es": (
+            "Caché activa: las repeticiones exactas (temperatura 0 o semilla) se responden desde la base de datos, "
+            "que guarda el texto de las respuestas durante {hours} h."
+        ),
+        "en": (
+            "Cache on: exact repeats (temperature 0 or a seed) are answered from the store, which keeps the "
+            "answers' text for {hours} h."
+        ),
+    },
+    "chat.cache_hit": {
+        "es": "Respuesta de la caché: coste $0, ahorró {saved} y {s} s.",
+        "en": "Answered from the cache: cost $0, saved {saved} and {s} s.",
+    },
     "sidebar.circuit_open": {
         "es": "Circuito abierto: el modelo falló repetidamente. Próximo intento en {s} s; mientras tanto responde: {fallbacks}.",
         "en": "Circuit open: this model kept failing. Next try in {s} s; meanwhile answering: {fallbacks}.",

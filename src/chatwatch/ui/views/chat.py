@@ -44,6 +44,8 @@ def _pick_label(model: str) -> str:
 
 model_id = st.sidebar.selectbox(t("sidebar.model", L), ids, format_func=_pick_label, key="model_id")
 model_cfg = cfg.model(model_id)
+if model_cfg.cache:  # the cache keeps answer text in the store: say so where it is on
+    st.sidebar.caption(t("sidebar.cache_on", L, hours=f"{model_cfg.cache_ttl_s / 3600:g}"))
 circuit = circuits.get(model_id)
 if circuit is not None and circuit.state in marks:
     wait = "–" if circuit.retry_in_s is None else f"{circuit.retry_in_s:.0f}"
@@ -210,6 +212,10 @@ if prompt is not None:
             rescued = _rescue(reply)
             if rescued:
                 entry["notices"].append(rescued)
+            if record.cache_hit:
+                saved = t("chat.unpriced", L) if record.saved_usd is None else f"${record.saved_usd:f}"
+                seconds = "–" if record.saved_s is None else f"{record.saved_s:.2f}"
+                entry["notices"].append(t("chat.cache_hit", L, saved=saved, s=seconds))
             if record.finish_reason == "length":
                 entry["notices"].append(t("chat.truncated", L, n=generation.max_tokens))
             for notice in entry["notices"]:
