@@ -1,6 +1,7 @@
 """Monitoring dashboard: KPIs, charts and tables over the shared store (every session and
-process), refreshed live in a fragment while the page is shown; exports of the view, drawn
-outside that fragment so a refresh never swaps a download button under the user's click."""
+process), with the response cache's savings, the circuits and the budgets, refreshed live in
+a fragment while the page is shown; the spend forecast and exports of the view, drawn outside
+that fragment (a refresh never swaps a download button under the user's click)."""
 
 from __future__ import annotations
 
