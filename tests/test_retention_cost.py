@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -219,3 +220,16 @@ def test_chatwatch_cleanup_reports_them(tmp_path: Path, dry_run: bool):
     assert counts["cached answers"] == "3" and counts["rate events"] == "1" and counts["budget periods"] == "1"
     with Store.open(settings.store_url) as store:
         assert cache_db.count(store.engine) == (3 if dry_run else 0)
+
+
+def test_stop_interrupts_between_cache_batches_like_raw_batches(sqlite_store: Store, tmp_path, monkeypatch):
+    from chatwatch.store.retention import CleanupStopped
+
+    monkeypatch.setattr(store_mod, "_PRUNE_BATCH", 3)
+    gone, kept = _seed_cache(sqlite_store, n_expired=10, n_live=2)
+    settings = config.parse({"app": {"log_dir": str(tmp_path / "logs")}, "retention": {"interval_minutes": 60}})
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(CleanupStopped):
+        RetentionTask(sqlite_store, settings, "host:1").run_once(now=NOW, stop=stop)
+    assert len(_rows(sqlite_store)["response_cache"]) == len(gone) + len(kept) - 3  # one batch went, then it stopped
