@@ -50,10 +50,28 @@ def _check(registry, cfg) -> tuple[bool, str]:
 
 
 def cmd_check_config(args) -> int:
+    """Parses the config, then checks that its folders and store are usable here (exit 1 if not)."""
+    from chatwatch.cli.checkconfig import check
+
     settings = _settings(args)
     where = settings.source or "built-in defaults (no config file)"
-    print(f"config ok: {where}; models: {', '.join(m.id for m in settings.models)}; store: {settings.store_url}")
+    store = sa_safe_url(settings.store_url)
+    problems = check(settings)
+    if problems:
+        print(f"config parsed but not usable here: {where}", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        print("chatwatch would still answer, but records would wait in memory or be spooled", file=sys.stderr)
+        return 1
+    print(f"config ok: {where}; models: {', '.join(m.id for m in settings.models)}; store: {store}")
     return 0
+
+
+def sa_safe_url(url: str) -> str:
+    """The store URL without its password, for printing."""
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 BENCH_PACKAGE = "chatwatch.bench"
