@@ -8,7 +8,9 @@ refusals (a model's rate limit, a spent "fallback" budget, an open circuit) and 
 cache go through the same chain and are checked the same way, prices by genai-prices itself. What is expected is computed here
 another way than the chain does: requests the stub saw (counted, with their arrival times),
 elapsed time by perf_counter, backoff waits redrawn from a second `random.Random(0)`, and
-the rows read back from the SQLite file with SQLAlchemy, never through chatwatch's reports.
+the rows read back from the store with SQLAlchemy, never through chatwatch's reports. The
+breaker and the cache keep their state in the store, so their tests run on SQLite and on
+the PostgreSQL at 127.0.0.1:5432.
 """
 
 from __future__ import annotations
@@ -133,10 +135,12 @@ def registry() -> Iterator[ModelRegistry]:
 def make_chat(tmp_path, registry) -> Iterator:
     built: list[Chat] = []
 
-    def make(*models: dict, **sections) -> Chat:
+    def make(*models: dict, store_url: str | None = None, **sections) -> Chat:
+        """A runtime on these models (and SmolLM2); its store in tmp_path, or at store_url."""
         raw = {
             "app": {"data_dir": str(tmp_path / "data"), "log_dir": str(tmp_path / "logs")},
             "models": [*models, SMOLLM2],
+            **({"store": {"url": store_url}} if store_url else {}),
             **sections,
         }
         waits: list[float] = []
@@ -148,7 +152,8 @@ def make_chat(tmp_path, registry) -> Iterator:
         rt = Runtime(
             config.parse(raw), role="cli", models=registry, chain_options={"rng": random.Random(0), "sleep": sleep}
         )
-        chat = Chat(rt, sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}"), waits)
+        url = store_url or f"sqlite:///{tmp_path / 'data' / 'chatwatch.db'}"
+        chat = Chat(rt, sa.create_engine(url, poolclass=sa.NullPool), waits)
         built.append(chat)
         return chat
 
@@ -406,12 +411,13 @@ def test_a_last_message_too_long_for_the_window_goes_to_the_context_fallback(mak
 # -- the circuit breaker ------------------------------------------------------------------
 
 
-def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(make_chat, stub_server: StubServer):
+def test_the_circuit_opens_skips_the_model_then_one_probe_closes_it(store_url, make_chat, stub_server: StubServer):
     # Long enough that the fallback's answer to the second request (a second or so on busy
     # cores) cannot outlast it before the third request is asked.
     cooldown_s = 4.0
     breaker = {"failures": 2, "cooldown_s": cooldown_s}
-    chat = make_chat(stub_model("a", stub_server.base_url, retries=0, fallbacks=["smollm2"], breaker=breaker))
+    model = stub_model("a", stub_server.base_url, retries=0, fallbacks=["smollm2"], breaker=breaker)
+    chat = make_chat(model, store_url=store_url)
     stub_server.script = Script(status=503)
     for n in (1, 2):
         asked = chat.ask("a")
@@ -469,8 +475,9 @@ def test_a_failed_probe_opens_the_circuit_again(make_chat, stub_server: StubServ
     assert refused.error.error_type == "circuit_open" and len(stub_server.chat_requests()) == 3
 
 
-def test_after_the_cool_down_one_of_two_concurrent_requests_is_the_probe(make_chat, stub_server: StubServer):
-    chat = make_chat(stub_model("a", stub_server.base_url, retries=0, breaker={"failures": 2, "cooldown_s": 1.0}))
+def test_after_the_cool_down_one_of_two_concurrent_requests_is_the_probe(store_url, make_chat, stub_server: StubServer):
+    breaker = {"failures": 2, "cooldown_s": 1.0}
+    chat = make_chat(stub_model("a", stub_server.base_url, retries=0, breaker=breaker), store_url=store_url)
     stub_server.script = Script(status=503)
     for _ in range(2):
         assert chat.ask("a").error.error_type == "provider_error"
@@ -567,9 +574,12 @@ def test_a_spent_fallback_budget_sends_the_request_to_its_fallback_model(make_ch
     assert f"Stub A failed (budget used up) - answered by {SMOLLM2_NAME}" in asked.reply.notices
 
 
-def test_a_repeat_is_answered_from_the_cache_at_no_cost_and_saves_the_original_cost(make_chat, stub_server: StubServer):
+def test_a_repeat_is_answered_from_the_cache_at_no_cost_and_saves_the_original_cost(
+    store_url, make_chat, stub_server: StubServer
+):
     stub_server.script = Script(usage=USAGE)
-    chat = make_chat(stub_model("a", stub_server.base_url, cache=True, **PRICED), privacy={"capture_content": True})
+    model = stub_model("a", stub_server.base_url, cache=True, **PRICED)
+    chat = make_chat(model, store_url=store_url, privacy={"capture_content": True})
     first = chat.ask("a")
     again = chat.ask("a")
     assert "".join(again.chunks) == "".join(first.chunks) == "Hello, world!"
