@@ -266,7 +266,7 @@ def prune(
         for cut, where in _ended(table, ended_before, day_budgets):
             done = deleted.get(name, 0)
             report = None if progress is None else (lambda n, name=name, done=done: progress(name, done + n))
-            deleted[name] = done + store._delete_batches(
+            deleted[name] = done + store.delete_batches(
                 table, key, table.c.period_start_us, cut, where=where, progress=report
             )
     return deleted

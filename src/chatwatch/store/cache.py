@@ -93,7 +93,7 @@ def prune(store: Store, *, at_us: int | None = None, progress: Callable[[int], N
     """Delete answers expired at `at_us` (now), a batch per transaction; `progress(deleted
     so far)` after each batch (it may raise to stop). Retention calls this."""
     at = now_us() if at_us is None else at_us
-    return store._delete_batches(response_cache, _C.key, _C.expires_us, at + 1, progress=progress)
+    return store.delete_batches(response_cache, _C.key, _C.expires_us, at + 1, progress=progress)
 
 
 def count_prunable(engine: sa.Engine, *, at_us: int | None = None) -> int:

@@ -86,7 +86,7 @@ def settle(engine: sa.Engine, event_id: str, tokens: int) -> None:
 def prune(store: Store, *, at_us: int | None = None, progress: Callable[[int], None] | None = None) -> int:
     """Delete events that left every window at `at_us` (now), a batch per transaction;
     `progress(deleted so far)` after each batch (it may raise to stop). Retention calls this."""
-    return store._delete_batches(rate_events, (_E.id, _E.key), _E.at_us, _left_before(at_us), progress=progress)
+    return store.delete_batches(rate_events, (_E.id, _E.key), _E.at_us, _left_before(at_us), progress=progress)
 
 
 def count_prunable(engine: sa.Engine, *, at_us: int | None = None) -> int:

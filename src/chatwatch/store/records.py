@@ -336,7 +336,7 @@ class Store:
         for name, table, key, time_col, where, cutoff in _PRUNE_TARGETS:
             done = deleted.get(name, 0)
             report = None if progress is None else (lambda n, name=name, done=done: progress(name, done + n))
-            deleted[name] = done + self._delete_batches(
+            deleted[name] = done + self.delete_batches(
                 table, key, time_col, cutoffs[cutoff], where=where, progress=report
             )
         if self.dialect == "sqlite" and any(deleted.values()):
@@ -366,7 +366,7 @@ class Store:
                 "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);"
             )
 
-    def _delete_batches(
+    def delete_batches(
         self,
         table: sa.Table,
         key: sa.ColumnElement | tuple[sa.Column, ...],
@@ -377,7 +377,9 @@ class Store:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Delete rows with `time_col < before_us` (and `where`), at most _PRUNE_BATCH per
-        transaction; `key` identifies a row (a tuple of columns for a composite key)."""
+        transaction; `key` identifies a row (a tuple of columns for a composite key). Every
+        table's pruning (raw rows here, cache, rate events, budget periods in their own
+        modules) goes through this, so they share the batch size and SQLite's pauses."""
         keys = key if isinstance(key, tuple) else (key,)
         match = sa.tuple_(*keys) if len(keys) > 1 else keys[0]
         total = 0
