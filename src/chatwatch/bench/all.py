@@ -16,6 +16,7 @@ HELP = "run every benchmark with quick options and print their JSON lines"
 
 # Options that keep each benchmark short; a benchmark not listed runs with its defaults.
 QUICK: dict[str, list[str]] = {
+    "cache": ["--requests", "40"],
     "dashboard": ["--rows", "10000", "--runs", "2"],
     "ingest": ["--rows", "2000"],
     "local": ["--runs", "2", "--max-tokens", "32"],

@@ -300,8 +300,9 @@ class Chain:
         policy = RetryPolicy(config.retries, config.retry_base_s, config.retry_max_s, rng=self.rng, sleep=self.sleep)
         deadline = self.clock() + config.timeout_s
         retry = 0
+        skip_cache = False
         while True:
-            gate = self.gates.before(config, messages, req.settings, session_id=req.session_id)
+            gate = self.gates.before(config, messages, req.settings, session_id=req.session_id, cache=not skip_cache)
             if gate.refusal is not None:
                 self.gates.after(gate, config, messages, req.settings, None, "")
                 self._refuse(out, config, req, came_from, gate.refusal)
@@ -320,9 +321,11 @@ class Chain:
                 )
                 if error is None:
                     return _Outcome(True)
-                # A stored answer cannot fail the way a model does; if it did, ask the model.
+                # A stored answer cannot fail the way a model does; if it did, ask the model
+                # (without the cache: the same entry would fail again).
                 if sent:
                     return _Outcome(False, error)
+                skip_cache = True
                 continue
             admission = self.breakers.admit(config)
             if not admission.allowed:

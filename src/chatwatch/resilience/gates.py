@@ -68,18 +68,30 @@ class Gates:
         self.cache = cache
 
     def before(
-        self, config: ModelConfig, messages: Sequence[Message], settings: GenerationSettings, *, session_id: str
+        self,
+        config: ModelConfig,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        *,
+        session_id: str,
+        cache: bool = True,
     ) -> Gate:
+        """`cache=False`: do not look for a stored answer (one already failed to replay)."""
         try:
-            return self._before(config, messages, settings, session_id)
+            return self._before(config, messages, settings, session_id, cache)
         except sa.exc.SQLAlchemyError as exc:
             log.error("rate limits, budgets and cache skipped: the store is unavailable: %s", scrub(str(exc))[:300])
             return Gate()
 
     def _before(
-        self, config: ModelConfig, messages: Sequence[Message], settings: GenerationSettings, session_id: str
+        self,
+        config: ModelConfig,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        session_id: str,
+        cache: bool,
     ) -> Gate:
-        hit = self.cache.lookup(config, messages, settings)
+        hit = self.cache.lookup(config, messages, settings) if cache else None
         # A hit never reaches the provider: only the session's limit counts it.
         rate = self.limits.admit(config, session_id, messages, settings, count_model=hit is None)
         if not rate.allowed:
