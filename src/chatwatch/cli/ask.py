@@ -10,6 +10,17 @@ by the one check every model kind gets, and leaves its error record.
 
 `chatwatch ask -` reads the prompt from standard input: a shell refuses an argument over
 128 KiB, so a long prompt comes from a file or a pipe.
+
+A reply whose record the store would not take (database locked by another process, disk
+full, PostgreSQL down) is still printed; the process then waits at most CLOSE_WAIT_S for the
+store, and what it still could not write is spooled to a file the next chatwatch process
+stores (telemetry/spool.py). Exiting 0 would tell a script all is well, so it exits 3 with
+one line naming the cause and the spool file (or saying the record is lost, if even the
+spool could not be written). A store that was only slow -- it took the record before the
+deadline -- is no failure: exit 0, nothing said.
+
+Exit codes: 0 done and recorded; 1 the model call failed; 2 bad input; 3 the reply was
+given but its record is not in the store (spooled, or lost).
 """
 
 from __future__ import annotations
@@ -22,7 +33,9 @@ from chatwatch.config import load
 
 EXIT_FAILED = 1  # the model call failed
 EXIT_BAD_INPUT = 2  # the request was refused for its input: fix it and ask again
+EXIT_NOT_STORED = 3  # the reply was given, but its record is in a spool file (or lost), not in the store
 BAD_INPUT_ERRORS = ("invalid_request", "context_length")
+CLOSE_WAIT_S = 3.0  # how long the CLI waits for a failing store after the reply before spooling
 
 
 def add_parser(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -86,8 +99,10 @@ def _ask(args) -> int:
             failure = exc
         finally:
             reply.close()
-            runtime.monitor.drain()
+            # Waits for the store CLOSE_WAIT_S at most, then spools what it could not write.
+            spooled = runtime.monitor.close(timeout=CLOSE_WAIT_S)
             runtime.alerts.flush(10)  # deliver this request's notifications before exiting
+        lost = runtime.monitor.dropped_count
     record = reply.record
     records = list(getattr(reply, "records", None) or ([record] if record else []))
     notices = getattr(reply, "notices", None)
@@ -108,14 +123,35 @@ def _ask(args) -> int:
             sys.stdout.write("\n")
         for notice in notices:
             print(f"chatwatch: {notice}", file=sys.stderr)
-    if reply.store_error:
-        print(f"chatwatch: warning: {reply.store_error}", file=sys.stderr)
+    not_stored = _not_stored_line(spooled, lost, runtime.monitor.store_cause)
+    if not_stored:
+        print(not_stored, file=sys.stderr)
     if failure is not None:
         kind = getattr(failure, "error_type", type(failure).__name__)
         message = record.error_message if record else str(failure)
         print(f"chatwatch: error ({kind}): {message}", file=sys.stderr)
         return EXIT_BAD_INPUT if kind in BAD_INPUT_ERRORS else EXIT_FAILED
-    return 0
+    return EXIT_NOT_STORED if not_stored else 0
+
+
+def _not_stored_line(spooled, lost: int, cause: str | None) -> str | None:
+    """The one line saying where the records the store did not take went (None: stored)."""
+    if spooled is not None:
+        n = spooled.records
+        what = f"{n} record{'s' if n != 1 else ''}"
+        if spooled.dropped:
+            what += f" and the count of {spooled.dropped} dropped"
+        pronoun = "it" if n == 1 and not spooled.dropped else "they"
+        return (
+            f"chatwatch: the store was unavailable ({spooled.cause}): {what} saved to {spooled.path}; "
+            f"{pronoun} will be stored by the next chatwatch process"
+        )
+    if lost:
+        return (
+            f"chatwatch: error: the store was unavailable ({cause}) and no spool folder could be written: "
+            f"{lost} record{'s' if lost != 1 else ''} lost (see the log)"
+        )
+    return None
 
 
 def _number(option: str, text: str, kind: type[int] | type[float]) -> int | float:

@@ -225,6 +225,7 @@ class Monitor:
         # Records earlier processes could not store: ingested on the writer's thread.
         self._spool = Spool(settings, store)
         self.spooled: Spooled | None = None  # what close() had to spool
+        self._spooled_ids: set[str] = set()
         self._ingest_due = bool(self._spool.pending())
         if self._ingest_due:
             self._writer.start()
@@ -636,6 +637,7 @@ class Monitor:
                 reason = scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX]
                 with self._unsaved_lock:
                     self._done_writing(batch)
+                    batch = [r for r in batch if r.id not in self._spooled_ids]  # close() spooled those
                     self._unsaved.extendleft(reversed(batch))
                     self._enforce_bound(reason)
                     kept = len(self._unsaved)
@@ -750,7 +752,10 @@ class Monitor:
             return
         with self._unsaved_lock:
             ids = {r.id for r in records}
+            self._spooled_ids |= ids
             self._unsaved = deque(r for r in self._unsaved if r.id not in ids)
+            for record_id in ids:
+                self._writing.pop(record_id, None)  # a write still under way may store it too: ingest skips it
             for model, burst in bursts.items():
                 if self._bursts.get(model) is burst:
                     del self._bursts[model]
@@ -782,6 +787,11 @@ class Monitor:
                 why,
                 extra={"lost": len(abandoned) + pending, "dropped_count": self.dropped_count},
             )
+
+    @property
+    def store_cause(self) -> str | None:
+        """The first line of the store's last error (None: it never failed)."""
+        return None if self._cause is None else _first_line(self._cause)
 
     def unsaved_count(self) -> int:
         """Records kept in memory, waiting for the store."""
