@@ -5,7 +5,10 @@ listening (Prometheus serving /metrics on loopback, OTel exporting spans and met
 OTLP/HTTP to a loopback receiver every second), interleaved in one run so both columns see
 the same machine; then compared with real SmolLM2 requests of the same run.
 Percentiles are chatwatch.reports.percentile's (numpy linear), the same as the dashboard's;
-the target is added p99 <= 1 ms, with and without the exporters."""
+the target is added p99 <= 1 ms, with and without the exporters. A last column times what the
+attempt chain (resilience/chain.py: request checks, window fit, gates, breaker) adds on top
+of the Monitor for a request that needs none of its help: nothing configured to refuse it,
+its breaker closed, no retry."""
 
 from __future__ import annotations
 
@@ -81,7 +84,7 @@ def run(args, settings) -> dict:
                 ],
             }
         )
-        added, burst, exp_added, exp_burst = _replayed(args, cfg)
+        added, burst, exp_added, exp_burst, chain_added = _replayed(args, cfg)
         # The real thing, same run: SmolLM2 requests through the full runtime.
         local = next(m for m in settings.models if m.kind == "llama_cpp")
         times = []
@@ -115,6 +118,8 @@ def run(args, settings) -> dict:
         "exporters_added_p99_ms": round(percentile(exp_added, 99) * 1e3, 4),
         "exporters_back_to_back_added_p50_ms": round(percentile(exp_burst, 50) * 1e3, 4),
         "exporters_back_to_back_added_p99_ms": round(percentile(exp_burst, 99) * 1e3, 4),
+        "chain_added_p50_ms": round(percentile(chain_added, 50) * 1e3, 4),
+        "chain_added_p99_ms": round(percentile(chain_added, 99) * 1e3, 4),
         "model_request_s": round(model_s, 4),
         "overhead_ratio": round(p50 / model_s, 6),
     }
@@ -123,7 +128,7 @@ def run(args, settings) -> dict:
 BLOCKS = 4  # alternating blocks per column, each a few export intervals long: both see the same minutes
 
 
-def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[float]]:
+def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
     """Time added per request by the Monitor, plain and with both exporters listening:
     settled (log writer and listeners idle) and back to back.
 
@@ -133,6 +138,12 @@ def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[fl
     OTel exporter and scraper, and closes them before the next plain block."""
     from chatwatch.logs.configure import configure_logging
     from chatwatch.models.contract import GenerationSettings, Message
+    from chatwatch.resilience.breaker import Breakers
+    from chatwatch.resilience.budget import Budgets
+    from chatwatch.resilience.cache import ResponseCache
+    from chatwatch.resilience.chain import Chain
+    from chatwatch.resilience.gates import Gates
+    from chatwatch.resilience.ratelimit import RateLimits
     from chatwatch.store.records import Store
     from chatwatch.telemetry.monitor import Monitor
 
@@ -159,6 +170,40 @@ def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[fl
             for _ in s:
                 pass
         return time.perf_counter() - t0
+
+    class _OneModel:  # the chain's model registry: always the replay model
+        def get(self, config):
+            return model
+
+    breakers = Breakers(store.engine, cfg.models, instance="bench")
+    gates = Gates(
+        RateLimits(store.engine, cfg),
+        Budgets(store.engine, cfg, plain.pricer, instance="bench"),
+        ResponseCache(store.engine),
+    )
+    chain = Chain(cfg, plain, _OneModel(), breakers, gates)
+
+    def chained() -> float:
+        t0 = time.perf_counter()
+        with chain.chat(cfg.models[0].id, messages, gen, session_id="bench") as s:
+            for _ in s:
+                pass
+        return time.perf_counter() - t0
+
+    def chain_column(runs: int) -> list[float]:
+        """Chain minus Monitor, in pairs of alternating order, settled like the first column."""
+        for _ in range(20):
+            monitored(plain), chained()
+        added = []
+        for i in range(runs):
+            logs.flush()
+            plain.drain()
+            if i % 2:
+                m, c = monitored(plain), chained()
+            else:
+                c, m = chained(), monitored(plain)
+            added.append(c - m)
+        return added
 
     def block(monitor: Monitor, runs: int, settle: bool) -> list[float]:
         for _ in range(20):  # warm-up of this block's monitor (untimed)
@@ -212,12 +257,15 @@ def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[fl
             burst, exp_burst = measure(receiver, settle=False)
             print(line("monitor", burst))
             print(line("monitor + Prometheus/OTel", exp_burst))
+            chain_added = chain_column(args.runs // 2)
+            print(line("the chain over the monitor", chain_added))
     finally:
+        breakers.close()
         plain.close()
         store.close()
         exporters_store.close()
         logs.close()
-    return added, burst, exp_added, exp_burst
+    return added, burst, exp_added, exp_burst, chain_added
 
 
 @contextmanager

@@ -294,8 +294,7 @@ class Chain:
                 return _Outcome(False, exc, tuple(config.context_fallbacks))
             self._refuse(out, config, req, came_from, exc)
             return _Outcome(False, exc)
-        if fitted.notice:
-            out.trimmed = fitted.notice
+        out.trimmed = fitted.notice  # the answering model's fit is the one the user gets
         messages = list(fitted.messages)
         policy = RetryPolicy(config.retries, config.retry_base_s, config.retry_max_s, rng=self.rng, sleep=self.sleep)
         deadline = self.clock() + config.timeout_s
