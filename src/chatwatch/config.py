@@ -226,6 +226,15 @@ class AlertRuleConfig(_Strict):
     # (error rate 0, traffic 0: traffic_drop fires, the others resolve), "notify" makes no
     # data itself fire (after for_minutes) as "no data for N minutes".
     no_data: Literal["keep", "resolve", "zero", "notify"] = "keep"
+    # Rules compared with normal only (alerts/baseline.py; ignored by other kinds). What
+    # normal is: "daily" the same window of the day on each of the past 7 days, "recent" the
+    # `baseline_windows` windows of the same length right before this one (no daily cycle,
+    # no week of history needed). How far from it fires: "ratio" at `threshold` times the
+    # baseline and outside its band, "z" at `threshold` baseline standard deviations from
+    # its mean (above it; below it for traffic_drop).
+    baseline: Literal["daily", "recent"] = "daily"
+    baseline_windows: int = Field(6, ge=2, le=288)
+    score: Literal["ratio", "z"] = "ratio"
 
 
 class AlertsConfig(_Strict):

@@ -1,27 +1,44 @@
-"""Alerts that know what normal looks like: the current window against the same window of
-the day (same time of day) on each of the past 7 days.
+"""Alerts that know what normal looks like: the current window against a baseline made of
+earlier windows of the same length.
 
 Kinds:
 - latency_p95_anomaly, ttft_p95_anomaly: the window's p95 (the dashboard's percentile)
 - error_rate_anomaly: failed model attempts / attempts (chatwatch's own refusals left out)
 - traffic_drop: user requests (first attempts) in the window
 
-A kind that rises (the first three) holds when the value is at least `threshold` times the
-baseline (its mean over the past days' windows) AND above the baseline's band (mean + 3
-standard deviations of those windows, never narrower than the chance swing of the current
-window's size): the ratio says "this is a lot worse", the band says "and not something
-these days already swing by". traffic_drop holds when traffic is at most
-`threshold` times the baseline and below the band. Each side needs `min_requests`: the
-current window (traffic_drop excepted: no traffic is what it looks for) and every baseline
-day counted; with fewer than BASELINE_MIN_DAYS usable days there is no baseline ("no data").
+The baseline (rule option `baseline`):
+- "daily" (the default): the same window of the day on each of the past 7 days, so a daily
+  peak that comes every day is normal and never fires. Needs BASELINE_MIN_DAYS usable days.
+- "recent": the `baseline_windows` windows (default 6) right before the current one, back
+  to back. Useful from the first hour (no week of history) and for traffic without a daily
+  cycle; a slow drift becomes the new normal instead of firing. Needs half of those windows
+  (rounded up, at least 2) usable.
+A baseline window is usable when it has `min_requests`; the current window needs them too
+(traffic_drop excepted: no traffic is what it looks for). Too few usable windows is "no
+data", with `usable` saying how many there were, so the page says which side is missing.
 With `no_data = "zero"` a current window under min_requests measures 0 (never holds, and
 clears a firing alert); a missing baseline stays "no data" (0 against nothing says nothing).
 
-Because the baseline is the same hour of other days, a daily peak that comes every day is
-normal and never fires; a step change fires within the window.
+How far from normal fires (rule option `score`):
+- "ratio" (the default): a rising kind holds when the value is at least `threshold` times
+  the baseline (the mean of the usable windows) AND above the band (mean + 3 standard
+  deviations of those windows, never narrower than the chance swing of the current window's
+  size): the ratio says "this is a lot worse", the band says "and not something these
+  windows already swing by". traffic_drop holds at most `threshold` times the baseline and
+  below the band.
+- "z": holds when the value is at least `threshold` standard deviations above the mean
+  (below, for traffic_drop). The standard deviation is never smaller than the band's floor
+  (the chance swing above, as a third of the band's half-width) nor than 5 % of the
+  baseline, so a flat baseline does not turn every wiggle into an infinite z. The band
+  shown is then mean -+ threshold of those deviations: where it fires.
+A firing alert clears with hysteresis (10 % below the ratio or the z, or back in the band).
 
-Reads raw rows of 8 windows (indexes on started_us and (model, started_us)): alert windows
-are minutes to hours, and raw rows are kept for 30 days.
+Raw rows, not the rollups: a window is minutes to hours and ends at any minute, and the
+baselines reach back at most 7 days (BASELINE_DAYS; "recent" is capped at the same span)
+while raw rows are kept for `raw_days` (30 by default). Raw rows give the exact p95 and the
+exact counts the plain kinds and the dashboard use; the rollups' histogram p95 is only within
+5 % and their minute buckets would cut windows at bucket edges. Reads use the indexes on
+started_us and (model, started_us): one query per window, 8 for "daily", N + 1 for "recent".
 """
 
 from __future__ import annotations
@@ -42,6 +59,12 @@ BASELINE_DAYS = 7
 BASELINE_MIN_DAYS = 3
 BAND_SIGMAS = 3.0
 HYSTERESIS = 0.10
+# score "z": the smallest spread, as a fraction of the baseline (5 %: what a percentile read
+# from the rollups' histograms is within), and the largest threshold that makes sense.
+SD_FLOOR_FRACTION = 0.05
+Z_MAX = 100.0
+# baseline "recent": how far back its windows may reach together (raw rows, as "daily" reads).
+RECENT_MAX_MINUTES = BASELINE_DAYS * 24 * 60
 ALPHA = 0.001  # how unlikely by chance alone a count must be to count as an anomaly
 # Smallest baseline a ratio is taken against, so "3x a baseline of 0 errors" is not "any error".
 FLOOR = {"latency_p95_anomaly": 0.01, "ttft_p95_anomaly": 0.01, "error_rate_anomaly": 0.01, "traffic_drop": 1.0}
@@ -88,16 +111,34 @@ READERS: dict[str, Callable[[sa.Connection, Rule, int, int], Reading]] = {
 }
 
 
+def baseline_ends(rule: Rule, now_us: int) -> list[int]:
+    """Where each baseline window ends: the same time on each of the past BASELINE_DAYS
+    days ("daily"), or the `baseline_windows` windows right before the current one, back
+    to back ("recent")."""
+    if rule.baseline == "recent":
+        width = int(rule.window_minutes * US_PER_MIN)
+        return [now_us - k * width for k in range(1, rule.baseline_windows + 1)]
+    return [now_us - day * US_PER_DAY for day in range(1, BASELINE_DAYS + 1)]
+
+
+def min_usable(rule: Rule) -> int:
+    """How many baseline windows need min_requests for there to be a baseline: 3 of the 7
+    days, or half the recent windows (rounded up, at least 2: a spread needs two)."""
+    if rule.baseline == "recent":
+        return max(2, math.ceil(rule.baseline_windows / 2))
+    return BASELINE_MIN_DAYS
+
+
 def measure(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
-    """The current window's value, with `baseline` (mean of the past days' same windows) and
-    `band` (mean -+ BAND_SIGMAS standard deviations)."""
+    """The current window's value, with `baseline` (mean of the baseline windows) and
+    `band` (where the value would fire beyond: mean -+ BAND_SIGMAS standard deviations for
+    score "ratio", mean -+ threshold spreads for score "z", with `z` itself)."""
     read = READERS[rule.kind]
     width = int(rule.window_minutes * US_PER_MIN)
     need = max(1, rule.min_requests)
     value, samples = read(conn, rule, now_us - width, now_us)
     past = []
-    for day in range(1, BASELINE_DAYS + 1):
-        end = now_us - day * US_PER_DAY
+    for end in baseline_ends(rule, now_us):
         v, n = read(conn, rule, end - width, end)
         if v is not None and n >= need:
             past.append(v)
@@ -108,19 +149,20 @@ def measure(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
         enough_now = value is not None and samples >= need
     if not enough_now and rule.no_data == "zero":  # the user's choice: an empty window measures 0
         value, enough_now = 0.0, True
-    if len(past) < BASELINE_MIN_DAYS or not enough_now:
-        return Measurement(value=None, samples=samples, holds=False, clear=False, no_data=True)
+    if len(past) < min_usable(rule) or not enough_now:
+        return Measurement(value=None, samples=samples, holds=False, clear=False, no_data=True, usable=len(past))
+    assert value is not None
     mean = float(np.mean(past))
     base = max(mean, FLOOR[rule.kind])
-    sd = float(np.std(past, ddof=1)) if len(past) > 1 else 0.0
+    sd = float(np.std(past, ddof=1))
     low, high = mean - BAND_SIGMAS * sd, mean + BAND_SIGMAS * sd
     # Never narrower than what chance alone gives at the current window's size.
     if rule.kind == "error_rate_anomaly" and samples:
         high = max(high, binomial_upper_critical(samples, min(base, 1.0)) / samples)
     elif rule.kind == "traffic_drop":
         low = min(low, float(poisson_lower_critical(base)))
-    band = (low, high)
-    assert value is not None
+    if rule.score == "z":
+        return _by_z(rule, value, samples, mean, spread(rule.kind, base, mean, sd, low, high))
     if rule.kind in RISING:
         holds = value >= rule.threshold * base and value > high
         clear = not holds and (value <= rule.threshold * base * (1 - HYSTERESIS) or value <= high)
@@ -134,7 +176,31 @@ def measure(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
         clear=clear,
         model=rule.model,
         baseline=mean,
-        band=band,
+        band=(low, high),
+    )
+
+
+def spread(kind: str, base: float, mean: float, sd: float, low: float, high: float) -> float:
+    """The standard deviation a z-score divides by: the baseline windows' own, never
+    smaller than the band's floor (the spread that chance alone gives at this window's
+    size: the band's edge is BAND_SIGMAS of them from the mean) nor than SD_FLOOR_FRACTION
+    of the baseline, so a flat baseline does not make every wiggle an infinite z."""
+    chance = (high - mean) if kind in RISING else (mean - low)
+    return max(sd, chance / BAND_SIGMAS, SD_FLOOR_FRACTION * base)
+
+
+def _by_z(rule: Rule, value: float, samples: int, mean: float, sd: float) -> Measurement:
+    z = (value - mean) / sd if rule.kind in RISING else (mean - value) / sd
+    holds = z >= rule.threshold
+    return Measurement(
+        value=value,
+        samples=samples,
+        holds=holds,
+        clear=not holds and z <= rule.threshold * (1 - HYSTERESIS),
+        model=rule.model,
+        baseline=mean,
+        band=(mean - rule.threshold * sd, mean + rule.threshold * sd),
+        z=z,
     )
 
 
@@ -174,9 +240,13 @@ def poisson_lower_critical(mean: float, alpha: float = ALPHA) -> int:
         k += 1
 
 
-def validate_threshold(kind: str, threshold: float) -> bool:
-    """A rising kind's threshold is a ratio above 1 (2 = twice the baseline); traffic_drop's
-    a fraction below 1 (0.5 = half the baseline)."""
+def validate_threshold(kind: str, threshold: float, score: str = "ratio") -> bool:
+    """With score "ratio", a rising kind's threshold is a ratio above 1 (2 = twice the
+    baseline); traffic_drop's a fraction below 1 (0.5 = half the baseline). With score
+    "z" it is a number of standard deviations from the mean, above 0 and at most Z_MAX
+    (3 = the usual band's edge)."""
     if not math.isfinite(threshold):
         return False
+    if score == "z":
+        return 0 < threshold <= Z_MAX
     return threshold > 1 if kind in RISING else 0 < threshold < 1

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from chatwatch.alerts import store
-from chatwatch.alerts.model import US_PER_MIN, AlertEvent, AlertState, Measurement, Rule, now_us
+from chatwatch.alerts.model import BASELINE_KINDS, US_PER_MIN, AlertEvent, AlertState, Measurement, Rule, now_us
 from chatwatch.alerts.rules import measure as measure_rule
 
 log = logging.getLogger("chatwatch.alerts")
@@ -237,4 +237,5 @@ class AlertEngine:
             samples=m.samples if no_data else None,
             window_minutes=rule.window_minutes if no_data else None,
             min_requests=rule.min_requests if no_data else None,
+            score=rule.score if rule.kind in BASELINE_KINDS else None,
         )

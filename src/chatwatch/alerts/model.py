@@ -15,6 +15,9 @@ KINDS: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["kind"].annotatio
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 # Rules compared with normal (alerts/baseline.py): the threshold is a ratio to the baseline.
 BASELINE_KINDS = frozenset({"latency_p95_anomaly", "ttft_p95_anomaly", "error_rate_anomaly", "traffic_drop"})
+# What normal is, and how far from it fires, for those rules (config.AlertRuleConfig).
+BASELINE_CHOICES: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["baseline"].annotation)
+SCORE_CHOICES: tuple[str, ...] = get_args(AlertRuleConfig.model_fields["score"].annotation)
 # Rules that need `min_requests` requests in their window before they can fire (for the
 # baseline kinds: in the current window and in each past day's window counted).
 USES_MIN_REQUESTS = frozenset({"error_rate", "latency_p95", "ttft_p95", "no_success"}) | BASELINE_KINDS
@@ -59,6 +62,9 @@ class Rule:
     for_minutes: float = 0.0
     enabled: bool = True
     no_data: str = "keep"
+    baseline: str = "daily"  # baseline kinds only: "daily" or "recent" (alerts/baseline.py)
+    baseline_windows: int = 6  # with baseline = "recent": how many windows before this one
+    score: str = "ratio"  # baseline kinds only: "ratio" or "z"
     origin: Origin = "page"
     config_hash: str | None = None
     edited: bool = False  # a config rule changed on the page (wins until the config changes)
@@ -83,7 +89,7 @@ class Rule:
 # Keys added to AlertRuleConfig after rules were first stored: hashed only when set off
 # their default, so an upgrade does not look like a new config version (which would
 # overwrite the page edits of every config rule).
-_LATER_KEYS = {"no_data": "keep"}
+_LATER_KEYS = {"no_data": "keep", "baseline": "daily", "baseline_windows": 6, "score": "ratio"}
 
 
 def config_hash(cfg: AlertRuleConfig) -> str:
@@ -112,6 +118,12 @@ class Measurement:
     # Rules that compare with normal (alerts/baseline.py): the baseline's mean and its band.
     baseline: float | None = None
     band: tuple[float, float] | None = None
+    # With score = "z": how many baseline standard deviations the value is from the mean
+    # (positive = the way the rule looks: above, or below for traffic_drop).
+    z: float | None = None
+    # With no_data because of the baseline: how many baseline windows (days, or recent
+    # windows) had min_requests, so the page can say which part is missing.
+    usable: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,8 @@ class AlertEvent:
     samples: int | None = None
     window_minutes: float | None = None
     min_requests: int | None = None
+    # A baseline kind's score ("ratio" or "z"): what its threshold means.
+    score: str | None = None
     id: int | None = None
 
     def as_row(self) -> dict:
@@ -162,4 +176,4 @@ class AlertEvent:
     @classmethod
     def from_row(cls, row) -> AlertEvent:
         m = row._mapping if hasattr(row, "_mapping") else row
-        return cls(**{f.name: m[f.name] for f in fields(cls)})
+        return cls(**{f.name: m[f.name] for f in fields(cls) if f.name in m})

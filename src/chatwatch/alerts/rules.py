@@ -20,8 +20,10 @@ nor clear, with no value, so an alert never "recovers" because requests stopped 
 -- unless the rule says `no_data = "zero"`: then the window measures 0 and clears.
 
 latency_p95_anomaly, ttft_p95_anomaly, error_rate_anomaly and traffic_drop compare the
-window with the same window on each of the past 7 days (alerts/baseline.py); their
-threshold is a ratio to that baseline (validated by baseline.validate_threshold).
+window with a baseline (alerts/baseline.py): the same window on each of the past 7 days, or
+the `baseline_windows` windows right before it (`baseline = "recent"`, reaching back at most
+7 days in all); their threshold is a ratio to that baseline, or with `score = "z"` a number
+of its standard deviations (validated by baseline.validate_threshold).
 
 circuit_open reads the circuit breakers' table instead (store/breakers.py, written by
 resilience/breaker.py): it holds while a circuit in its scope is not closed (open, or
@@ -43,10 +45,12 @@ import sqlalchemy as sa
 
 from chatwatch.alerts import baseline
 from chatwatch.alerts.model import (
+    BASELINE_CHOICES,
     BASELINE_KINDS,
     KINDS,
     NEEDS_DATA,
     NO_DATA_CHOICES,
+    SCORE_CHOICES,
     SEVERITIES,
     US_PER_MIN,
     USES_MIN_REQUESTS,
@@ -97,8 +101,9 @@ def validate(rule: Rule, *, known_models: Iterable[str] | None = None) -> dict[s
         errors["threshold"] = Problem.of("err.positive", value=t)
     elif rule.kind == "daily_cost" and t < 0:
         errors["threshold"] = Problem.of("err.cost", value=t)
-    elif rule.kind in BASELINE_KINDS and not baseline.validate_threshold(rule.kind, t):
-        errors["threshold"] = Problem.of("err.drop" if rule.kind == "traffic_drop" else "err.ratio", value=t)
+    elif rule.kind in BASELINE_KINDS and not baseline.validate_threshold(rule.kind, t, rule.score):
+        key = "err.z" if rule.score == "z" else "err.drop" if rule.kind == "traffic_drop" else "err.ratio"
+        errors["threshold"] = Problem.of(key, value=t, most=f"{baseline.Z_MAX:g}")
     if not (math.isfinite(rule.window_minutes) and 0 < rule.window_minutes <= 24 * 60):
         errors["window_minutes"] = Problem.of("err.window", value=rule.window_minutes)
     if rule.min_requests < 0 or rule.min_requests != int(rule.min_requests):
@@ -107,6 +112,18 @@ def validate(rule: Rule, *, known_models: Iterable[str] | None = None) -> dict[s
         errors["for_minutes"] = Problem.of("err.for_minutes", value=rule.for_minutes)
     if rule.no_data not in NO_DATA_CHOICES:
         errors["no_data"] = Problem.of("err.no_data", value=rule.no_data, options=", ".join(NO_DATA_CHOICES))
+    if rule.baseline not in BASELINE_CHOICES:
+        errors["baseline"] = Problem.of("err.baseline", value=rule.baseline, options=", ".join(BASELINE_CHOICES))
+    if rule.score not in SCORE_CHOICES:
+        errors["score"] = Problem.of("err.score", value=rule.score, options=", ".join(SCORE_CHOICES))
+    n = rule.baseline_windows
+    if n != int(n) or n < 2:
+        errors["baseline_windows"] = Problem.of("err.baseline_windows", value=n)
+    elif rule.kind in BASELINE_KINDS and rule.baseline == "recent" and "window_minutes" not in errors:
+        if n * rule.window_minutes > baseline.RECENT_MAX_MINUTES:
+            errors["baseline_windows"] = Problem.of(
+                "err.recent_span", value=n, window=f"{rule.window_minutes:g}", days=baseline.BASELINE_DAYS
+            )
     if rule.model is not None and known_models is not None and rule.model not in set(known_models):
         errors["model"] = Problem.of("err.model", value=rule.model)
     return errors

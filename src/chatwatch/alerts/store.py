@@ -1,5 +1,12 @@
-"""The alert tables (created by migration m0010, "no data" columns by m0012) and every
-read and write of them.
+"""The alert tables (created by migration m0010, "no data" columns by m0012, a baseline
+rule's `baseline`, `baseline_windows` and `score` and an event's `score` by the migration
+named in LATER_COLUMNS) and every read and write of them.
+
+A store whose migrations predate LATER_COLUMNS (the migration is not in this checkout yet,
+or an older chatwatch opened it) is read and written without them: rules read their
+defaults (daily baseline, ratio score, today's behaviour), and a rule that sets them
+otherwise is refused on save (err.store_upgrade) and logged when it comes from the config,
+never silently stored as something else.
 
 Writes run in the store's write transactions (BEGIN IMMEDIATE on SQLite); rule and state
 rows are created with INSERT ... ON CONFLICT DO NOTHING so several processes starting at
@@ -8,6 +15,8 @@ once agree without errors.
 
 from __future__ import annotations
 
+import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -34,6 +43,9 @@ alert_rules = sa.Table(
     sa.Column("for_minutes", sa.Float, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("no_data", sa.String(16), nullable=False, server_default="keep"),
+    sa.Column("baseline", sa.String(16), nullable=False, server_default="daily"),
+    sa.Column("baseline_windows", sa.Integer, nullable=False, server_default="6"),
+    sa.Column("score", sa.String(16), nullable=False, server_default="ratio"),
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("config_hash", sa.String(64)),
@@ -78,6 +90,7 @@ alert_events = sa.Table(
     sa.Column("samples", sa.Integer),
     sa.Column("window_minutes", sa.Float),
     sa.Column("min_requests", sa.Integer),
+    sa.Column("score", sa.String(16)),
     sa.UniqueConstraint("rule", "firing_since_us", "state", "seq", name="uq_alert_events_claim"),
     sa.Index("ix_alert_events_at", "at_us"),
     sa.Index("ix_alert_events_rule_at", "rule", "at_us"),
@@ -85,6 +98,44 @@ alert_events = sa.Table(
 
 _RULE_FIELDS = tuple(f.name for f in fields(Rule))
 _STATE_FIELDS = tuple(f.name for f in fields(AlertState))
+log = logging.getLogger("chatwatch.alerts")
+
+# Columns added after m0012, by the migration named here, with the Rule defaults an older
+# store means.
+LATER_MIGRATION = "m0035_alert_baseline"
+LATER_COLUMNS = {"alert_rules": ("baseline", "baseline_windows", "score"), "alert_events": ("score",)}
+_RULE_DEFAULTS = {f.name: f.default for f in fields(Rule) if f.name in LATER_COLUMNS["alert_rules"]}
+_missing_by_engine: weakref.WeakKeyDictionary[sa.Engine, frozenset[tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def missing_columns(conn: sa.Connection) -> frozenset[tuple[str, str]]:
+    """(table, column) of LATER_COLUMNS this store does not have, looked up once per engine."""
+    engine = conn.engine
+    if engine not in _missing_by_engine:
+        inspector = sa.inspect(conn)
+        _missing_by_engine[engine] = frozenset(
+            (table, column)
+            for table, columns in LATER_COLUMNS.items()
+            for column in columns
+            if column not in {c["name"] for c in inspector.get_columns(table)}
+        )
+    return _missing_by_engine[engine]
+
+
+def _cols(conn: sa.Connection, table: sa.Table) -> list[sa.Column]:
+    missing = missing_columns(conn)
+    return [c for c in table.c if (table.name, c.name) not in missing]
+
+
+def _present(conn: sa.Connection, table: sa.Table, row: dict) -> dict:
+    missing = missing_columns(conn)
+    return {k: v for k, v in row.items() if (table.name, k) not in missing}
+
+
+def unstorable(conn: sa.Connection, rule: Rule) -> list[str]:
+    """Settings of `rule` off their default that this store has no column for."""
+    missing = missing_columns(conn)
+    return [f for f, d in _RULE_DEFAULTS.items() if ("alert_rules", f) in missing and getattr(rule, f) != d]
 
 
 write = write_transaction  # the store's write transaction (BEGIN IMMEDIATE on SQLite)
@@ -97,13 +148,13 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> No
 
 def _rule(row) -> Rule:
     m = row._mapping
-    return Rule(**{f: m[f] for f in _RULE_FIELDS})
+    return Rule(**{f: m[f] for f in _RULE_FIELDS if f in m})
 
 
-def _rule_row(rule: Rule, now_us: int, instance: str) -> dict:
+def _rule_row(conn: sa.Connection, rule: Rule, now_us: int, instance: str) -> dict:
     row = {f: getattr(rule, f) for f in _RULE_FIELDS}
     row.update(name=rule.name.strip(), min_requests=int(rule.min_requests), updated_us=now_us, updated_by=instance)
-    return row
+    return _present(conn, alert_rules, row)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -135,22 +186,32 @@ def seed_rules(
     wanted = {cfg.name.strip(): Rule.from_config(cfg) for cfg in configured}
     result = SeedResult([], [], [], [])
     with write(engine) as conn:
-        stored = {r.name: r for r in map(_rule, conn.execute(sa.select(alert_rules)))}
+        stored = {r.name: r for r in map(_rule, conn.execute(sa.select(*_cols(conn, alert_rules))))}
         if not stored and not wanted and defaults:
-            rows = [_rule_row(Rule(**cfg.model_dump(), origin="default"), now_us, instance) for cfg in defaults]
+            rows = [_rule_row(conn, Rule(**cfg.model_dump(), origin="default"), now_us, instance) for cfg in defaults]
             # Replicas starting together on an empty store: the first insert wins.
             _insert_ignore(conn, alert_rules, rows)
             _insert_ignore(conn, alert_state, [_new_state(r["name"], now_us) for r in rows])
             result.defaults.extend(r["name"] for r in rows)
         for name, rule in wanted.items():
+            lost = unstorable(conn, rule)
+            if lost:
+                log.error(
+                    "alert rule %r: this store has no column for %s yet (migration %s): it runs with the defaults (daily baseline, ratio score)",
+                    name,
+                    ", ".join(lost),
+                    LATER_MIGRATION,
+                )
             old = stored.get(name)
             if old is None:
                 # Replicas starting together seed at once: the first insert wins.
-                _insert_ignore(conn, alert_rules, [_rule_row(rule, now_us, instance)])
+                _insert_ignore(conn, alert_rules, [_rule_row(conn, rule, now_us, instance)])
                 result.inserted.append(name)
             elif old.config_hash != rule.config_hash:
                 conn.execute(
-                    alert_rules.update().where(alert_rules.c.name == name).values(_rule_row(rule, now_us, instance))
+                    alert_rules.update()
+                    .where(alert_rules.c.name == name)
+                    .values(_rule_row(conn, rule, now_us, instance))
                 )
                 result.replaced.append(name)
             else:
@@ -169,14 +230,14 @@ def seed_rules(
 
 
 def load_rules(conn: sa.Connection, *, include_deleted: bool = False) -> list[Rule]:
-    stmt = sa.select(alert_rules).order_by(alert_rules.c.name)
+    stmt = sa.select(*_cols(conn, alert_rules)).order_by(alert_rules.c.name)
     if not include_deleted:
         stmt = stmt.where(alert_rules.c.deleted.is_(False))
     return [_rule(r) for r in conn.execute(stmt)]
 
 
 def get_rule(conn: sa.Connection, name: str) -> Rule | None:
-    row = conn.execute(sa.select(alert_rules).where(alert_rules.c.name == name)).first()
+    row = conn.execute(sa.select(*_cols(conn, alert_rules)).where(alert_rules.c.name == name)).first()
     return None if row is None else _rule(row)
 
 
@@ -186,19 +247,23 @@ def save_rule(engine: sa.Engine, rule: Rule, *, create: bool, now_us: int, insta
     Editing a config rule marks it `edited`: it wins until the config's version changes."""
     name = rule.name.strip()
     with write(engine) as conn:
+        if unstorable(conn, rule):
+            return "err.store_upgrade"
         old = get_rule(conn, name)
         if create:
             if old is not None and not old.deleted:
                 return "err.exists"
             new = rule.with_settings(name=name, origin="page", config_hash=None, edited=False, deleted=False)
             if old is None:
-                stmt = INSERT[conn.dialect.name](alert_rules).values(_rule_row(new, now_us, instance))
+                stmt = INSERT[conn.dialect.name](alert_rules).values(_rule_row(conn, new, now_us, instance))
                 # RETURNING, not rowcount: drivers report -1 for INSERT ... ON CONFLICT.
                 if conn.execute(stmt.on_conflict_do_nothing().returning(alert_rules.c.name)).first() is None:
                     return "err.exists"  # another process created it a moment ago
             else:  # re-using the name of a deleted rule
                 conn.execute(
-                    alert_rules.update().where(alert_rules.c.name == name).values(_rule_row(new, now_us, instance))
+                    alert_rules.update()
+                    .where(alert_rules.c.name == name)
+                    .values(_rule_row(conn, new, now_us, instance))
                 )
         else:
             if old is None or old.deleted:
@@ -207,7 +272,7 @@ def save_rule(engine: sa.Engine, rule: Rule, *, create: bool, now_us: int, insta
                 name=name, origin=old.origin, config_hash=old.config_hash, edited=old.origin == "config", deleted=False
             )
             conn.execute(
-                alert_rules.update().where(alert_rules.c.name == name).values(_rule_row(new, now_us, instance))
+                alert_rules.update().where(alert_rules.c.name == name).values(_rule_row(conn, new, now_us, instance))
             )
         _insert_ignore(conn, alert_state, [_new_state(name, now_us)])
     return None
@@ -230,7 +295,7 @@ def reset_rule(engine: sa.Engine, cfg: AlertRuleConfig, *, now_us: int, instance
     rule = Rule.from_config(cfg)
     with write(engine) as conn:
         conn.execute(
-            alert_rules.update().where(alert_rules.c.name == rule.name).values(_rule_row(rule, now_us, instance))
+            alert_rules.update().where(alert_rules.c.name == rule.name).values(_rule_row(conn, rule, now_us, instance))
         )
 
 
@@ -274,7 +339,7 @@ def claim_transition(
             if event is None:
                 return True
             new_id = conn.execute(
-                alert_events.insert().values(event.as_row()).returning(alert_events.c.id)
+                alert_events.insert().values(_present(conn, alert_events, event.as_row())).returning(alert_events.c.id)
             ).scalar_one()
     except sa.exc.IntegrityError:
         return False  # the unique (rule, firing, state, seq) row exists: someone else won
@@ -289,7 +354,12 @@ def last_event_id(conn: sa.Connection) -> int:
 
 
 def events_after(conn: sa.Connection, event_id: int, *, limit: int = 50) -> list[AlertEvent]:
-    stmt = sa.select(alert_events).where(alert_events.c.id > event_id).order_by(alert_events.c.id).limit(limit)
+    stmt = (
+        sa.select(*_cols(conn, alert_events))
+        .where(alert_events.c.id > event_id)
+        .order_by(alert_events.c.id)
+        .limit(limit)
+    )
     return [AlertEvent.from_row(r) for r in conn.execute(stmt)]
 
 
@@ -302,7 +372,7 @@ def history(
     severities: Sequence[str] = (),
     limit: int = 500,
 ) -> list[AlertEvent]:
-    stmt = sa.select(alert_events)
+    stmt = sa.select(*_cols(conn, alert_events))
     if since_us is not None:
         stmt = stmt.where(alert_events.c.at_us >= since_us)
     if rules:
@@ -325,14 +395,14 @@ def active(conn: sa.Connection, *, include_pending: bool = False) -> list[Active
     """Firing alerts of rules that are enabled and not deleted, most severe first."""
     states = ("firing", "pending") if include_pending else ("firing",)
     stmt = (
-        sa.select(alert_rules, alert_state)
+        sa.select(*_cols(conn, alert_rules), alert_state)
         .join(alert_state, alert_state.c.rule == alert_rules.c.name)
         .where(alert_state.c.state.in_(states), alert_rules.c.enabled.is_(True), alert_rules.c.deleted.is_(False))
     )
     out = []
     for row in conn.execute(stmt):
         m = row._mapping
-        rule = Rule(**{f: m[alert_rules.c[f]] for f in _RULE_FIELDS})
+        rule = Rule(**{f: m[alert_rules.c[f]] for f in _RULE_FIELDS if alert_rules.c[f] in m})
         state = AlertState(**{f: m[alert_state.c[f]] for f in _STATE_FIELDS})
         out.append(ActiveAlert(rule, state))
     rank = {"critical": 0, "warning": 1, "info": 2}

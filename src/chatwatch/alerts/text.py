@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chatwatch.alerts.baseline import BASELINE_DAYS, BASELINE_MIN_DAYS
+from chatwatch.alerts.baseline import BASELINE_DAYS, BASELINE_MIN_DAYS, min_usable
 from chatwatch.alerts.model import BASELINE_KINDS, AlertEvent, Measurement, Rule
 from chatwatch.i18n import STRINGS, t
 
@@ -45,16 +45,38 @@ def severity_label(severity: str, lang: str) -> str:
     return tr(f"severity.{severity}", lang) if _known(f"severity.{severity}") else severity.upper()
 
 
-def no_data_text(kind: str, samples: int, window_minutes: float, min_requests: int, lang: str) -> str:
+def no_data_text(
+    kind: str,
+    samples: int,
+    window_minutes: float,
+    min_requests: int,
+    lang: str,
+    rule: Rule | None = None,
+    usable: int | None = None,
+) -> str:
     """Why a window could not be measured: "no data: no requests in the last 5 min", or
-    "only 3 request(s) ... (5 needed)" under min_requests."""
+    "only 3 request(s) ... (5 needed)" under min_requests. A baseline kind's missing
+    baseline is worded after `rule`'s baseline (the past days, or the previous windows and
+    how many were `usable`); without the rule (a stored event) in words true of both."""
     window = f"{window_minutes:g}"
     needed = max(1, min_requests)
     if kind == "memory":
         return tr("no_data.memory", lang, window=window)
     # A baseline kind with enough requests now (traffic_drop always has: none is a drop)
-    # lacks the past days' windows instead.
+    # lacks the baseline's windows instead.
     if kind == "traffic_drop" or (kind in BASELINE_KINDS and samples >= needed):
+        if rule is None:
+            return tr("no_data.baseline_any", lang, needed=needed)
+        if rule.baseline == "recent":
+            return tr(
+                "no_data.recent",
+                lang,
+                usable=usable or 0,
+                past=rule.baseline_windows,
+                window=window,
+                needed=needed,
+                days=min_usable(rule),
+            )
         return tr("no_data.baseline", lang, days=BASELINE_MIN_DAYS, past=BASELINE_DAYS, window=window, needed=needed)
     if samples <= 0:
         return tr("no_data.none", lang, window=window)
@@ -64,7 +86,9 @@ def no_data_text(kind: str, samples: int, window_minutes: float, min_requests: i
 def current_text(rule: Rule, m: Measurement, lang: str) -> str:
     """A rule's current value for the page: the value with its unit, or why there is none."""
     if m.no_data:
-        return no_data_text(rule.kind, m.samples, rule.window_minutes, rule.min_requests, lang)
+        return no_data_text(rule.kind, m.samples, rule.window_minutes, rule.min_requests, lang, rule, m.usable)
+    if m.z is not None:  # scored by z: the value and how many deviations from normal it is
+        return tr("z_value", lang, value=fmt_value(rule.kind, m.value, lang), z=f"{m.z:.2f}")
     return fmt_value(rule.kind, m.value, lang)
 
 
@@ -113,6 +137,17 @@ def band_text(rule: Rule, m: Measurement | None, lang: str) -> str:
     return f"{fmt_value(rule.kind, low, lang)} – {fmt_value(rule.kind, high, lang)}"
 
 
+def basis_text(rule: Rule, lang: str) -> str | None:
+    """What a baseline kind compares with and how it scores ("previous 6 windows, by
+    z-score"), else None."""
+    if rule.kind not in BASELINE_KINDS:
+        return None
+    compared = (
+        tr("basis.recent", lang, n=rule.baseline_windows) if rule.baseline == "recent" else tr("basis.daily", lang)
+    )
+    return f"{compared}, {tr(f'basis.{rule.score}', lang)}"
+
+
 def normal_text(rule: Rule, m: Measurement | None, lang: str) -> str | None:
     """ "normal 1.2 s, band 0.8 s – 1.6 s" for a baseline kind's measurement, else None."""
     if m is None or m.baseline is None:
@@ -148,9 +183,12 @@ def fmt_value(kind: str, value: float | None, lang: str) -> str:
     return f"{value:g}"
 
 
-def fmt_threshold(kind: str, threshold: float, lang: str) -> str:
+def fmt_threshold(kind: str, threshold: float, lang: str, score: str | None = "ratio") -> str:
+    """A threshold with its unit; a baseline kind's after its `score` ("2× normal", "z ≥ 3")."""
     if kind in ("no_success", "circuit_open"):
         return "—"
+    if kind in BASELINE_KINDS and score == "z":
+        return tr("unit.z_below" if kind == "traffic_drop" else "unit.z_above", lang, z=f"{threshold:g}")
     if kind in BASELINE_KINDS:
         return tr("unit.ratio", lang, ratio=f"{threshold:g}")
     if kind == "consecutive_failures":
@@ -183,7 +221,7 @@ def body(event: AlertEvent, lang: str) -> str:
         value=fmt_value(event.kind, event.value, lang),
         limit=""
         if event.kind in ("no_success", "circuit_open")
-        else tr("limit", lang, threshold=fmt_threshold(event.kind, event.threshold, lang)),
+        else tr("limit", lang, threshold=fmt_threshold(event.kind, event.threshold, lang, event.score)),
         scope=scope_label(event.scope, lang),
         blame=tr("blame", lang, model=event.model) if event.scope is None and event.model else "",
         since=fmt_time(event.firing_since_us),

@@ -149,21 +149,52 @@ ALERT_STRINGS: dict[str, dict[str, str]] = {
         "en": "No threshold: a model's circuit is open (the model keeps failing and is skipped until a probe closes it).",
     },
     "alerts.help.latency_p95_anomaly": {
-        "es": "Veces lo normal: p95 de la latencia frente a la misma ventana de los 7 días anteriores (2 = el doble).",
-        "en": "Times normal: latency p95 against the same window on the past 7 days (2 = twice).",
+        "es": "Frente a lo normal: p95 de la latencia. Con «proporción», veces lo normal (2 = el doble); "
+        "con «z», desviaciones típicas por encima de la media (3 = el borde de la banda habitual).",
+        "en": "Against normal: latency p95. With 'ratio', times normal (2 = twice); "
+        "with 'z', standard deviations above the mean (3 = the usual band's edge).",
     },
     "alerts.help.ttft_p95_anomaly": {
-        "es": "Veces lo normal: p95 del tiempo al primer token frente a la misma ventana de los 7 días anteriores.",
-        "en": "Times normal: time to first token p95 against the same window on the past 7 days.",
+        "es": "Frente a lo normal: p95 del tiempo al primer token. Con «proporción», veces lo normal; "
+        "con «z», desviaciones típicas por encima de la media.",
+        "en": "Against normal: time to first token p95. With 'ratio', times normal; "
+        "with 'z', standard deviations above the mean.",
     },
     "alerts.help.error_rate_anomaly": {
-        "es": "Veces lo normal: tasa de errores frente a la misma ventana de los 7 días anteriores (3 = el triple).",
-        "en": "Times normal: error rate against the same window on the past 7 days (3 = three times).",
+        "es": "Frente a lo normal: tasa de errores. Con «proporción», veces lo normal (3 = el triple); "
+        "con «z», desviaciones típicas por encima de la media.",
+        "en": "Against normal: error rate. With 'ratio', times normal (3 = three times); "
+        "with 'z', standard deviations above the mean.",
     },
     "alerts.help.traffic_drop": {
-        "es": "Fracción de lo normal: peticiones frente a la misma ventana de los 7 días anteriores (0.5 = la mitad).",
-        "en": "Fraction of normal: requests against the same window on the past 7 days (0.5 = half).",
+        "es": "Frente a lo normal: peticiones. Con «proporción», fracción de lo normal (0.5 = la mitad); "
+        "con «z», desviaciones típicas por debajo de la media.",
+        "en": "Against normal: requests. With 'ratio', a fraction of normal (0.5 = half); "
+        "with 'z', standard deviations below the mean.",
     },
+    "alerts.editor.baseline": {"es": "Lo normal es", "en": "Compared with"},
+    "alerts.editor.baseline_windows": {"es": "Ventanas anteriores", "en": "Previous windows"},
+    "alerts.editor.score": {"es": "Salta por", "en": "Score"},
+    "alerts.help.baseline": {
+        "es": "Misma hora, 7 días: la misma ventana de cada uno de los 7 días anteriores (un pico diario es normal). "
+        "Ventanas anteriores: las N ventanas de la misma duración justo antes de esta (sirve desde el primer "
+        "día y para tráfico sin ciclo diario).",
+        "en": "Same time, past 7 days: the same window on each of the past 7 days (a daily peak is normal). "
+        "Previous windows: the N windows of the same length right before this one (works from day one and "
+        "for traffic without a daily cycle).",
+    },
+    "alerts.help.score": {
+        "es": "Proporción: el umbral son veces lo normal y además fuera de la banda. z: el umbral son "
+        "desviaciones típicas de lo normal (con un mínimo, para que una base plana no dispare con cualquier variación).",
+        "en": "Ratio: the threshold is times normal, and outside the band too. z: the threshold is standard "
+        "deviations from normal (with a floor, so a flat baseline does not fire on every wiggle).",
+    },
+    "alerts.baseline.daily": {"es": "misma hora, 7 días", "en": "same time, past 7 days"},
+    "alerts.baseline.recent_choice": {"es": "ventanas anteriores", "en": "previous windows"},
+    "alerts.score.ratio": {"es": "proporción", "en": "ratio"},
+    "alerts.score.z": {"es": "z (desviaciones típicas)", "en": "z-score"},
+    "alerts.col.compared": {"es": "Lo normal es", "en": "Compared with"},
+    "alerts.col.score": {"es": "Salta por", "en": "Score"},
     "alerts.channels.intro": {
         "es": "Cada alerta va al registro (logger chatwatch.alerts), a la app (avisos y banner) y a estos canales. Reaviso cada {minutes:g} min mientras siga activa; evaluación cada {seconds:g} s y tras cada petición.",
         "en": "Every alert goes to the log (logger chatwatch.alerts), to the app (toasts and banner) and to these channels. Re-notified every {minutes:g} min while firing; evaluated every {seconds:g} s and after each request.",
@@ -271,7 +302,23 @@ _T: dict[str, dict[str, str]] = {
         "en esta ventana de {window} min",
         "en": "no data: not yet {days} of the past {past} days with {needed}+ request(s) in this {window} min window",
     },
+    "no_data.recent": {
+        "es": "sin datos: solo {usable} de las {past} ventanas de {window} min anteriores tienen {needed} "
+        "petición(es) o más (hacen falta {days})",
+        "en": "no data: only {usable} of the previous {past} {window} min windows have {needed}+ request(s) "
+        "({days} needed)",
+    },
+    "no_data.baseline_any": {
+        "es": "sin datos: aún no hay suficientes ventanas anteriores con {needed} petición(es) o más para saber "
+        "lo normal",
+        "en": "no data: not yet enough earlier windows with {needed}+ request(s) to know what normal is",
+    },
     "normal": {"es": "lo normal {baseline}, banda {band}", "en": "normal {baseline}, band {band}"},
+    "basis.daily": {"es": "misma hora de los 7 días anteriores", "en": "same time on the past 7 days"},
+    "basis.recent": {"es": "{n} ventanas anteriores", "en": "previous {n} windows"},
+    "basis.ratio": {"es": "por proporción", "en": "by ratio"},
+    "basis.z": {"es": "por z", "en": "by z-score"},
+    "z_value": {"es": "{value}, z = {z}", "en": "{value}, z = {z}"},
     "last_value": {"es": "{value} (último valor; {no_data})", "en": "{value} (last value; {no_data})"},
     "resolved.no_data": {"es": "resuelta (sin datos)", "en": "resolved (no data)"},
     "resolved.off": {"es": "resuelta (regla desactivada)", "en": "resolved (rule off)"},
@@ -295,6 +342,8 @@ _T: dict[str, dict[str, str]] = {
     "kind.traffic_drop": {"es": "Caída del tráfico", "en": "Traffic drop"},
     "unit.traffic": {"es": "{n} petición(es)", "en": "{n} request(s)"},
     "unit.ratio": {"es": "{ratio}× lo normal", "en": "{ratio}× normal"},
+    "unit.z_above": {"es": "z ≥ {z}", "en": "z ≥ {z}"},
+    "unit.z_below": {"es": "z ≤ −{z}", "en": "z ≤ −{z}"},
     "unit.failures": {"es": "{n} seguidos", "en": "{n} in a row"},
     "kind.circuit_open": {"es": "Circuito abierto", "en": "Circuit open"},
     "unit.requests": {"es": "{n} peticiones sin éxito", "en": "{n} requests, none successful"},
@@ -342,6 +391,31 @@ _T: dict[str, dict[str, str]] = {
         "es": "una caída del tráfico se mide como fracción de lo normal, entre 0 y 1 sin incluirlos "
         "(0.5 = la mitad), no {value:g}",
         "en": "a traffic drop is a fraction of normal between 0 and 1, both excluded (0.5 = half), not {value:g}",
+    },
+    "err.z": {
+        "es": "con «z», el umbral es un número de desviaciones típicas mayor que 0 y como mucho {most} "
+        "(3 = el borde de la banda habitual), no {value:g}",
+        "en": "with score 'z' the threshold is a number of standard deviations above 0 and at most {most} "
+        "(3 = the usual band's edge), not {value:g}",
+    },
+    "err.baseline": {
+        "es": "lo normal es {value!r}: debe ser uno de {options}",
+        "en": "baseline {value!r} is not one of {options}",
+    },
+    "err.score": {"es": "«score» {value!r} no es uno de {options}", "en": "score {value!r} is not one of {options}"},
+    "err.baseline_windows": {
+        "es": "las ventanas anteriores deben ser un entero de al menos 2, no {value}",
+        "en": "baseline_windows must be a whole number of at least 2, not {value}",
+    },
+    "err.recent_span": {
+        "es": "{value} ventanas de {window} min llegan más atrás de {days} días",
+        "en": "{value} windows of {window} min reach back more than {days} days",
+    },
+    "err.store_upgrade": {
+        "es": "este almacén aún no guarda «baseline», «baseline_windows» ni «score» (falta su migración): "
+        "la regla {value!r} solo puede usar la base diaria y la proporción",
+        "en": "this store cannot keep baseline, baseline_windows or score yet (its migration is missing): "
+        "rule {value!r} can only use the daily baseline and the ratio score",
     },
     "err.window": {
         "es": "la ventana debe ser de más de 0 y como mucho 1440 minutos (un día), no {value:g}",
