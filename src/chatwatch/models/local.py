@@ -36,7 +36,7 @@ from chatwatch.models.contract import (
     Usage,
     WaitCallback,
 )
-from chatwatch.models.turns import TurnQueue
+from chatwatch.models.turns import TurnExpired, TurnQueue
 from chatwatch.models.validation import check_conversation, fit_to_window
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -410,9 +410,9 @@ class LocalLlamaModel:
     @contextmanager
     def _turn(self, on_wait: WaitCallback | None, deadline: float | None, progress: StreamProgress):
         """The model's turn, given up with ModelTimeoutError once `deadline` (time.monotonic())
-        has passed: before joining the line, whenever the place in line changes, and when the
-        turn comes (before any prompt evaluation). TurnQueue has no timed wait, so a request
-        whose place does not move learns of its deadline when its turn comes."""
+        has passed: before joining the line, while waiting in it (TurnQueue's timed wait, so
+        a place that never moves still gives up on time), and when the turn comes (before any
+        prompt evaluation)."""
 
         def late() -> ModelTimeoutError:
             return ModelTimeoutError(
@@ -435,10 +435,13 @@ class LocalLlamaModel:
             if on_wait is not None:
                 on_wait(place)
 
-        with self._turns.turn(waiting):
-            if time.monotonic() >= deadline:
-                raise late()
-            yield
+        try:
+            with self._turns.turn(waiting, deadline=deadline):
+                if time.monotonic() >= deadline:
+                    raise late()
+                yield
+        except TurnExpired:  # only the line raises it: the deadline passed while waiting
+            raise late() from None
 
 
 def _as_model_error(exc: ValueError, model: LocalLlamaModel):

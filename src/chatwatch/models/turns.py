@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+class TurnExpired(TimeoutError):
+    """The deadline passed while waiting in line; the ticket left the line."""
+
+
 class TurnQueue:
+    """with queue.turn(on_wait=show_place, deadline=time.monotonic() + 60): ...  # the resource is ours
+
+    `deadline` (time.monotonic()) is checked while waiting, at least every `poll_s`: a
+    request whose place in line never moves still gives up on time (TurnExpired)."""
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._tickets = itertools.count()
         self._waiting: list[int] = []  # tickets in arrival order; the head holds the turn
 
     @contextmanager
-    def turn(self, on_wait: Callable[[int], None] | None = None, poll_s: float = 0.25) -> Iterator[None]:
+    def turn(
+        self, on_wait: Callable[[int], None] | None = None, poll_s: float = 0.25, deadline: float | None = None
+    ) -> Iterator[None]:
         with self._cond:
             ticket = next(self._tickets)
             self._waiting.append(ticket)
@@ -36,7 +48,13 @@ class TurnQueue:
                         finally:
                             self._cond.acquire()
                         continue
-                    self._cond.wait(poll_s)
+                    wait = poll_s
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TurnExpired(f"deadline passed in line at place {place}")
+                        wait = min(wait, left)
+                    self._cond.wait(wait)
             except BaseException:
                 self._waiting.remove(ticket)
                 self._cond.notify_all()
