@@ -137,15 +137,19 @@ def band_text(rule: Rule, m: Measurement | None, lang: str) -> str:
     return f"{fmt_value(rule.kind, low, lang)} – {fmt_value(rule.kind, high, lang)}"
 
 
+def compared_text(rule: Rule, lang: str) -> str:
+    """What a baseline kind compares with: "same time on the past 7 days", "previous 6 windows"."""
+    if rule.baseline == "recent":
+        return tr("basis.recent", lang, n=rule.baseline_windows)
+    return tr("basis.daily", lang)
+
+
 def basis_text(rule: Rule, lang: str) -> str | None:
     """What a baseline kind compares with and how it scores ("previous 6 windows, by
     z-score"), else None."""
     if rule.kind not in BASELINE_KINDS:
         return None
-    compared = (
-        tr("basis.recent", lang, n=rule.baseline_windows) if rule.baseline == "recent" else tr("basis.daily", lang)
-    )
-    return f"{compared}, {tr(f'basis.{rule.score}', lang)}"
+    return f"{compared_text(rule, lang)}, {tr(f'basis.{rule.score}', lang)}"
 
 
 def normal_text(rule: Rule, m: Measurement | None, lang: str) -> str | None:

@@ -1,7 +1,9 @@
 """Alerts page: active alerts, the history of alert events with filters, the rule editor
 (with validation) and the notification channels with a "send test notification" button.
 Rules compared with normal (alerts/baseline.py) show their baseline and band beside the
-value, from the last evaluation, so a user sees what "normal" the alert compared with."""
+value, from the last evaluation, so a user sees what "normal" the alert compared with, and
+which baseline (the same time on the past 7 days, or the previous N windows) and score
+(ratio or z) they use, in the rule list and the editor."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import pandas as pd
 import streamlit as st
 
 from chatwatch.alerts.model import (
+    BASELINE_CHOICES,
     BASELINE_KINDS,
     KINDS,
     NO_DATA_CHOICES,
+    SCORE_CHOICES,
     SEVERITIES,
     US_PER_MIN,
     USES_MIN_REQUESTS,
@@ -23,6 +27,8 @@ from chatwatch.alerts.model import (
 from chatwatch.alerts.text import (
     band_text,
     baseline_text,
+    basis_text,
+    compared_text,
     current_text,
     event_value,
     firing_value,
@@ -60,6 +66,7 @@ DEFAULT_THRESHOLD = {
     "error_rate_anomaly": 2.0,
     "traffic_drop": 0.5,
 }
+DEFAULT_Z = 3.0  # score "z": the usual band's edge, for every kind against normal
 FIELDS = (
     "name",
     "kind",
@@ -71,6 +78,9 @@ FIELDS = (
     "for_minutes",
     "enabled",
     "no_data",
+    "baseline",
+    "baseline_windows",
+    "score",
 )
 
 
@@ -100,6 +110,25 @@ def _normal_columns(rule: Rule, m: Measurement | None) -> dict[str, str]:
     return {t("alerts.col.baseline", L): baseline_text(rule, m, L), t("alerts.col.band", L): band_text(rule, m, L)}
 
 
+def _basis_columns(rule: Rule) -> dict[str, str]:
+    """What a rule compared with normal compares with, and its score ("—" for other kinds)."""
+    if rule.kind not in BASELINE_KINDS:
+        return {t("alerts.col.compared", L): "—", t("alerts.col.score", L): "—"}
+    return {t("alerts.col.compared", L): compared_text(rule, L), t("alerts.col.score", L): _score_label(rule.score)}
+
+
+def _baseline_label(b: str) -> str:
+    return t("alerts.baseline.daily" if b == "daily" else "alerts.baseline.recent_choice", L)
+
+
+def _score_label(s: str) -> str:
+    return t(f"alerts.score.{s}", L)
+
+
+def _threshold_text(rule: Rule) -> str:
+    return fmt_threshold(rule.kind, rule.threshold, L, rule.score)
+
+
 # --- active ------------------------------------------------------------------------------
 
 
@@ -117,7 +146,7 @@ def active_tab() -> None:
             t("alerts.col.value", L): firing_value(a.rule, a.state.value, svc.latest(a.rule.name), L)
             if a.state.state == "firing"
             else "—",
-            t("alerts.col.threshold", L): fmt_threshold(a.rule.kind, a.rule.threshold, L),
+            t("alerts.col.threshold", L): _threshold_text(a.rule),
             **(_normal_columns(a.rule, _current(a.rule) if a.rule.kind in BASELINE_KINDS else None) if normal else {}),
             t("alerts.col.scope", L): _scope(a.rule.model),
             t("alerts.col.model", L): a.state.model or "—",
@@ -172,7 +201,7 @@ def history_tab() -> None:
             t("alerts.col.state", L): _state_label(e.state),
             t("alerts.col.severity", L): _severity_label(e.severity),
             t("alerts.col.value", L): event_value(e, L),
-            t("alerts.col.threshold", L): fmt_threshold(e.kind, e.threshold, L),
+            t("alerts.col.threshold", L): fmt_threshold(e.kind, e.threshold, L, e.score),
             t("alerts.col.scope", L): _scope(e.scope),
             t("alerts.col.model", L): e.model or "—",
             t("alerts.col.instance", L): e.instance,
@@ -189,31 +218,42 @@ def _key(field: str, pick: str) -> str:
     return f"alerts_{field}:{pick}"
 
 
-def _threshold_key(pick: str, kind: str) -> str:
-    # Per kind, so switching kind starts from that kind's own default and units.
+def _threshold_key(pick: str, kind: str, score: str = "ratio") -> str:
+    # Per kind (and score, for kinds against normal), so switching starts from that
+    # kind's own default and units.
+    if kind in BASELINE_KINDS and score == "z":
+        return f"alerts_threshold:{pick}:{kind}:z"
     return f"alerts_threshold:{pick}:{kind}"
+
+
+def _default_threshold(kind: str, score: str) -> float:
+    return DEFAULT_Z if kind in BASELINE_KINDS and score == "z" else DEFAULT_THRESHOLD[kind]
 
 
 def _rule_from_widgets(pick: str) -> Rule:
     kind = state[_key("kind", pick)]
     model = state[_key("model", pick)]
+    score = state[_key("score", pick)]
     return Rule(
         name=state[_key("name", pick)],
         kind=kind,
         severity=state[_key("severity", pick)],
         model=None if model == ALL else model,
-        threshold=float(state.get(_threshold_key(pick, kind), DEFAULT_THRESHOLD[kind])),
+        threshold=float(state.get(_threshold_key(pick, kind, score), _default_threshold(kind, score))),
         window_minutes=float(state[_key("window_minutes", pick)]),
         min_requests=int(state[_key("min_requests", pick)]),
         for_minutes=float(state[_key("for_minutes", pick)]),
         enabled=bool(state[_key("enabled", pick)]),
         no_data=state[_key("no_data", pick)],
+        baseline=state[_key("baseline", pick)],
+        baseline_windows=int(state[_key("baseline_windows", pick)]),
+        score=score,
     )
 
 
 def _forget_widgets(pick: str) -> None:
     """Drop the editor's widget values for `pick`, so it shows the stored rule again."""
-    keys = {_key(f, pick) for f in FIELDS} | {_threshold_key(pick, k) for k in KINDS}
+    keys = {_key(f, pick) for f in FIELDS} | {_threshold_key(pick, k, s) for k in KINDS for s in SCORE_CHOICES}
     for k in keys & set(state.keys()):
         del state[k]
 
@@ -268,7 +308,7 @@ def rules_table(rules: list[Rule]) -> None:
                 t("alerts.col.kind", L): kind_label(r.kind, L),
                 t("alerts.col.severity", L): _severity_label(r.severity),
                 t("alerts.col.scope", L): _scope(r.model),
-                t("alerts.col.threshold", L): fmt_threshold(r.kind, r.threshold, L),
+                t("alerts.col.threshold", L): _threshold_text(r),
                 t("alerts.col.window", L): f"{r.window_minutes:g}" if r.kind in USES_WINDOW else "—",
                 # Text throughout ("—" where unused): a column of ints and "—" is mixed-type
                 # to pyarrow, which warns on every draw.
@@ -278,6 +318,7 @@ def rules_table(rules: list[Rule]) -> None:
                 t("alerts.col.state", L): _state_label(s.state if s else "ok"),
                 t("alerts.col.current", L): current,
                 **(_normal_columns(r, m) if normal else {}),
+                **(_basis_columns(r) if normal else {}),
                 t("alerts.col.origin", L): _origin(r),
             }
         )
@@ -326,13 +367,45 @@ def rule_editor(rules: list[Rule]) -> None:
         key=_key("severity", pick),
         format_func=_severity_label,
     )
-    threshold = rule.threshold if kind == rule.kind and pick != NEW else DEFAULT_THRESHOLD[kind]
+    against_normal = kind in BASELINE_KINDS
+    chosen_baseline = c1.selectbox(
+        t("alerts.editor.baseline", L),
+        BASELINE_CHOICES,
+        index=BASELINE_CHOICES.index(rule.baseline),
+        key=_key("baseline", pick),
+        format_func=_baseline_label,
+        disabled=not against_normal,
+        help=t("alerts.help.baseline", L),
+    )
+    score = c2.selectbox(
+        t("alerts.editor.score", L),
+        SCORE_CHOICES,
+        index=SCORE_CHOICES.index(rule.score),
+        key=_key("score", pick),
+        format_func=_score_label,
+        disabled=not against_normal,
+        help=t("alerts.help.score", L),
+    )
+    recent = chosen_baseline == "recent"
+    windows = c1.number_input(
+        t("alerts.editor.baseline_windows", L),
+        value=int(rule.baseline_windows),
+        min_value=2,
+        step=1,
+        key=_key("baseline_windows", pick),
+        disabled=not (against_normal and recent),
+    )
+    if against_normal:  # the choice in words, as the rule list and the banner say it
+        chosen = Rule(name="", kind=kind, baseline=chosen_baseline, baseline_windows=int(windows), score=score)
+        c2.caption(basis_text(chosen, L))
+    same = kind == rule.kind and score == rule.score and pick != NEW
+    threshold = rule.threshold if same else _default_threshold(kind, score)
     c1.number_input(
         t("alerts.editor.threshold", L),
         value=float(threshold),
-        step=0.01 if kind == "error_rate" else 0.1 if kind in BASELINE_KINDS else 1.0,
+        step=0.01 if kind == "error_rate" else 0.1 if against_normal else 1.0,
         format="%.4f" if kind in ("error_rate", "daily_cost") else "%.2f",
-        key=_threshold_key(pick, kind),
+        key=_threshold_key(pick, kind, score),
         disabled=kind not in USES_THRESHOLD,
         help=t(f"alerts.help.{kind}", L),
     )
@@ -368,6 +441,9 @@ def rule_editor(rules: list[Rule]) -> None:
             ("threshold", kind in USES_THRESHOLD),
             ("window_minutes", kind in USES_WINDOW),
             ("min_requests", kind in USES_MIN_REQUESTS),
+            ("baseline", against_normal),
+            ("score", against_normal),
+            ("baseline_windows", against_normal and recent),
         )
         if not used
     ]

@@ -1,6 +1,7 @@
 """Alerts inside the app, for any page: a banner of active alerts and a toast for each
 new alert event (fired, still firing, resolved) since the session last looked. A rule
-compared with normal shows its baseline and band beside its value.
+compared with normal shows its baseline and band beside its value, and what it compares
+with and how it scores ("previous 6 windows, by z-score").
 
     render_alert_banner(runtime(), lang())
     toast_new_alerts(runtime(), lang())
@@ -16,7 +17,7 @@ import logging
 import streamlit as st
 
 from chatwatch.alerts.model import AlertEvent
-from chatwatch.alerts.text import firing_value, fmt_threshold, fmt_time, kind_label, normal_text, summary
+from chatwatch.alerts.text import basis_text, firing_value, fmt_threshold, fmt_time, kind_label, normal_text, summary
 from chatwatch.i18n import t
 from chatwatch.ui.state import runtime
 
@@ -43,6 +44,9 @@ def render_alert_banner(runtime, lang: str) -> None:
         latest = runtime.alerts.latest(a.rule.name)
         value = firing_value(a.rule, a.state.value, latest, lang)
         normal = normal_text(a.rule, latest, lang)  # rules compared with normal say what normal is
+        basis = basis_text(a.rule, lang)  # ... and which normal, scored how
+        if basis:
+            normal = f"{normal} ({basis})" if normal else basis
         lines.append(
             "- "
             + t(
@@ -51,7 +55,7 @@ def render_alert_banner(runtime, lang: str) -> None:
                 rule=a.rule.name,
                 what=kind_label(kind, lang),
                 value=f"{value}; {normal}" if normal else value,
-                threshold=fmt_threshold(kind, a.rule.threshold, lang),
+                threshold=fmt_threshold(kind, a.rule.threshold, lang, a.rule.score),
                 scope=scope,
                 since=fmt_time(a.state.firing_since_us),
             )
