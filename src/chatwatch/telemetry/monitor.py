@@ -221,20 +221,21 @@ class Monitor:
         self.dropped_count = 0  # records this monitor dropped, ever (written or not)
         self.last_store_error: str | None = None
         self._cause: str | None = None  # the store's last error, for the spool
+        self._bursts_writing: dict[str, _Burst] = {}  # taken by _write_losses, being written
         self._writer = UnsavedWriter(self)
-        # Records earlier processes could not store: ingested on the writer's thread.
-        self._spool = Spool(settings, store)
-        self.spooled: Spooled | None = None  # what close() had to spool
-        self._spooled_ids: set[str] = set()
-        self._ingest_due = bool(self._spool.pending())
-        if self._ingest_due:
-            self._writer.start()
-            self._writer.nudge()
         self._closed = False
         self._after: queue.SimpleQueue[RequestRecord | None] = queue.SimpleQueue()
         self._after_thread: threading.Thread | None = None
         self._pending_after = 0
         self._pending_cond = threading.Condition()
+        # Records earlier processes could not store: ingested on the writer's thread.
+        self._spool = Spool(settings, store)
+        self.spooled: Spooled | None = None  # what close() had to spool
+        self._closed_ids: set[str] = set()  # records close() spooled or gave up on: never kept again
+        self._ingest_due = bool(self._spool.pending())
+        if self._ingest_due:
+            self._writer.start()
+            self._writer.nudge()
 
     # -- listeners (alerts, exporters): run after the commit, never on the request path ---
     def add_listener(self, listener: RecordListener) -> None:
@@ -637,7 +638,7 @@ class Monitor:
                 reason = scrub(f"{type(exc).__name__}: {exc}")[:ERROR_MESSAGE_MAX]
                 with self._unsaved_lock:
                     self._done_writing(batch)
-                    batch = [r for r in batch if r.id not in self._spooled_ids]  # close() spooled those
+                    batch = [r for r in batch if r.id not in self._closed_ids]  # close() took those
                     self._unsaved.extendleft(reversed(batch))
                     self._enforce_bound(reason)
                     kept = len(self._unsaved)
@@ -709,6 +710,7 @@ class Monitor:
     def _write_losses(self, deadline: float | None = None) -> bool:
         with self._unsaved_lock:
             bursts, self._bursts = self._bursts, {}
+            self._bursts_writing = bursts
         if not bursts:
             return True
         losses = self._losses(bursts)
@@ -719,6 +721,7 @@ class Monitor:
                 store_losses_once(self.store, losses, lock_wait_s=_wait_left(deadline))
         except Exception as exc:
             with self._unsaved_lock:  # put them back, merged with drops made meanwhile
+                self._bursts_writing = {}
                 for model, b in bursts.items():
                     newer = self._bursts.get(model)
                     if newer is not None:
@@ -726,6 +729,8 @@ class Monitor:
                     self._bursts[model] = b
             log.debug("writing record losses failed: %s", exc)
             return False
+        with self._unsaved_lock:
+            self._bursts_writing = {}
         total = sum(b.count for b in bursts.values())
         log.warning(
             "lost %d request records while the store failed (%s); the loss is recorded in the store",
@@ -742,17 +747,19 @@ class Monitor:
         with self._unsaved_lock:
             records = list(self._writing.values()) + list(self._unsaved)
             bursts = dict(self._bursts)
+            # Drops the writer is writing right now: spooled too (ingest skips a row already stored).
+            losses = self._losses(bursts) + self._losses(self._bursts_writing)
             cause = _first_line(self._cause or self.last_store_error or "the store did not answer in time")
-        if not records and not bursts:
+        if not records and not losses:
             return
         try:
-            spooled = self._spool.write(records, self._losses(bursts), instance=self.instance, cause=cause)
+            spooled = self._spool.write(records, losses, instance=self.instance, cause=cause)
         except SpoolError as exc:
             self._abandon_unsaved(str(exc))
             return
         with self._unsaved_lock:
             ids = {r.id for r in records}
-            self._spooled_ids |= ids
+            self._closed_ids |= ids
             self._unsaved = deque(r for r in self._unsaved if r.id not in ids)
             for record_id in ids:
                 self._writing.pop(record_id, None)  # a write still under way may store it too: ingest skips it
@@ -774,7 +781,9 @@ class Monitor:
         """At close, with the store still failing and no spool folder writable: the kept
         records are lost; say so."""
         with self._unsaved_lock:
-            abandoned, self._unsaved = list(self._unsaved), deque()
+            abandoned, self._unsaved = list(self._writing.values()) + list(self._unsaved), deque()
+            self._writing = {}
+            self._closed_ids |= {r.id for r in abandoned}
             self.dropped_count += len(abandoned)
             pending = sum(b.count for b in self._bursts.values())
         if abandoned or pending:
