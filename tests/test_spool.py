@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -460,3 +460,29 @@ def test_spooled_counted_drops_become_a_loss_row_after_ingest(tmp_path, stub_ser
         assert store.get(replies[2].record.id) == replies[2].record
         assert store.get(replies[0].record.id) is None and store.get(replies[1].record.id) is None
     assert not spooled.path.exists()
+
+
+# --- the app after a restart ---------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_the_spooled_records_once_the_app_has_ingested_them(tmp_path, monkeypatch, private_tmp):
+    from streamlit.testing.v1 import AppTest
+
+    dashboard = Path(__file__).resolve().parents[1] / "src" / "chatwatch" / "ui" / "views" / "dashboard.py"
+    config = tmp_path / "chatwatch.toml"
+    config.write_text('[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\n[dashboard]\nrefresh_seconds = 1\n')
+    monkeypatch.setenv("CHATWATCH_CONFIG", str(config))
+    cfg = load(config)
+    now = datetime.now().astimezone()
+    records = [make_record(started_at=now - timedelta(minutes=m)) for m in (3, 2)]
+    with Store.open(cfg.store_url) as store:
+        spooled = Spool(cfg, store).write(records, [], instance="gone:1", cause="database is locked")
+    at = AppTest.from_file(str(dashboard), default_timeout=60).run()  # the app's first page: its runtime starts
+    assert not at.exception
+    with Store.open(cfg.store_url) as store:
+        wait_for(lambda: store.count() == 2)
+    assert not spooled.path.exists()
+    time.sleep(1.1)  # past the dashboard's cache lifetime (refresh_seconds)
+    at.run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Requests"] == "2"
