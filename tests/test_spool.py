@@ -206,6 +206,42 @@ def test_ask_with_the_database_locked_spools_the_record_exits_3_and_the_next_pro
     assert any(m.startswith("ingested 1 records spooled by spooltest") for m in logged)
 
 
+def test_ask_with_a_store_locked_for_a_moment_exits_0_and_spools_nothing(tmp_path, stub_server, private_tmp):
+    """The lock outlasts the request's own commit (1 s) but not the CLI's wait for the store:
+    the record goes through the kept backlog, is written before the exit, and all is well."""
+    config = tmp_path / "chatwatch.toml"
+    config.write_text(
+        '[app]\nlanguage = "en"\ndata_dir = "data"\nlog_dir = "logs"\ninstance = "slowtest"\n'
+        "[alerts]\nevaluate_every_s = 3600\n"
+        f'[[models]]\nid = "hosted"\nkind = "openai"\nbase_url = "{stub_server.base_url}"\nmodel = "m1"\n'
+    )
+    cfg = load(config)
+    Store.open(cfg.store_url).close()
+    stub_server.script = Script(first_byte_s=1.5)
+    ask_cli = subprocess.Popen(
+        [sys.executable, "-m", "chatwatch", "ask", "--config", str(config), "Hello"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(private_tmp)},
+    )
+    wait_for(lambda: bool(stub_server.chat_requests()), 120)
+    holder = hold_lock(cfg.app.data_dir / "chatwatch.db")
+    try:
+        assert os.read(ask_cli.stdout.fileno(), 100).startswith(b"Hello")  # the reply is streaming
+        time.sleep(2.5)  # the request's own commit gave up after 1 s: its record is kept
+    finally:
+        release(holder)
+    out, err = ask_cli.communicate(timeout=120)
+    assert ask_cli.returncode == 0, err
+    assert err == b""
+    with Store.open(cfg.store_url) as store:
+        assert store.count() == 1
+    logged = [json.loads(line)["message"] for line in (cfg.app.log_dir / "chatwatch-cli-slowtest.jsonl").open()]
+    assert any(m.startswith("could not save request records (1 kept in memory)") for m in logged)
+    assert "wrote 1 kept request records (0 still kept)" in logged
+    assert spool_files(cfg.app.data_dir / "spool", cfg.app.log_dir / "spool", private_tmp) == []
+
+
 def test_ask_with_a_store_that_is_only_slow_exits_0_and_spools_nothing(tmp_path, stub_server, registry):
     """A lock held shorter than the close deadline: the record is kept, then written."""
     cfg = settings_for(tmp_path / "data", tmp_path / "logs", stub_server.base_url)
