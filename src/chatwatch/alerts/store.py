@@ -102,7 +102,7 @@ log = logging.getLogger("chatwatch.alerts")
 
 # Columns added after m0012, by the migration named here, with the Rule defaults an older
 # store means.
-LATER_MIGRATION = "m0035_alert_baseline"
+LATER_MIGRATION = "m0036_alert_baseline"
 LATER_COLUMNS = {"alert_rules": ("baseline", "baseline_windows", "score"), "alert_events": ("score",)}
 _RULE_DEFAULTS = {f.name: f.default for f in fields(Rule) if f.name in LATER_COLUMNS["alert_rules"]}
 _missing_by_engine: weakref.WeakKeyDictionary[sa.Engine, frozenset[tuple[str, str]]] = weakref.WeakKeyDictionary()
