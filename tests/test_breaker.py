@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import time
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from chatwatch.config import BreakerConfig, ModelConfig
 from chatwatch.resilience.breaker import Breakers
 from chatwatch.store.records import Store
-from chatwatch.store.schema import breaker_events
+from tests.fixtures.db import make_record
 
 
 class Clock:
@@ -126,32 +127,56 @@ def test_a_cancelled_probe_frees_its_slot_and_neutral_errors_do_not_count(engine
     assert b.admit(cfg).probe  # at once, no second cool-down
 
 
-def test_failure_ratio_over_the_window_with_a_minimum_of_requests(engine):
-    clock = Clock()
+def test_failure_ratio_over_the_window_with_a_minimum_of_requests(store):
+    """The window is the attempts' own records (as the chain writes them: the record, then
+    the breaker's outcome); cache hits, cancellations and other models do not count."""
+    clock = Clock(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
     cfg = model(failures=1000, failure_ratio=0.5, window_s=60, min_requests=10, cooldown_s=30)
-    b = breakers_for(engine, cfg, clock=clock)
-    outcomes = [True, False] * 4  # 8 attempts, half failed: under min_requests
-    for ok in outcomes:
-        b.record(cfg, ok=ok, error_type=None if ok else "rate_limit", probe=False)
+    b = breakers_for(store.engine, cfg, clock=clock)
+
+    def attempt(ok: bool, error_type: str | None = None, **extra) -> None:
+        at = datetime.fromtimestamp(clock(), UTC)
+        status = "ok" if ok else "error"
+        store.write(make_record(model="remote", started_at=at, status=status, error_type=error_type, **extra))
+        b.record(cfg, ok=ok, error_type=error_type, probe=False)
+
+    for ok in [True, False] * 4:  # 8 attempts, half failed: under min_requests
+        attempt(ok, None if ok else "rate_limit")
         clock.t += 1
     assert b.states()["remote"].state == "closed"
-    # Old events leave the window: 61 s later the 8 above no longer count.
+    # Old attempts leave the window: 61 s later the 8 above no longer count.
     clock.t += 61
     for _ in range(6):
-        b.record(cfg, ok=True, error_type=None, probe=False)
+        attempt(True)
+    store.write(make_record(model="remote", started_at=datetime.fromtimestamp(clock(), UTC), cache_hit=True))
+    store.write(make_record(model="remote", started_at=datetime.fromtimestamp(clock(), UTC), status="cancelled"))
+    store.write(
+        make_record(
+            model="other", started_at=datetime.fromtimestamp(clock(), UTC), status="error", error_type="timeout"
+        )
+    )
     for _ in range(3):
-        b.record(cfg, ok=False, error_type="timeout", probe=False)
+        attempt(False, "timeout")
     assert b.states()["remote"].state == "closed"  # 3 of 9: too few attempts and too few failures
-    b.record(cfg, ok=False, error_type="timeout", probe=False)  # 4 of 10 = 0.4 < 0.5
+    attempt(False, "timeout")  # 4 of 10 = 0.4 < 0.5
     assert b.states()["remote"].state == "closed"
-    b.record(cfg, ok=False, error_type="timeout", probe=False)  # 5 of 11 = 0.45
+    attempt(False, "invalid_request")  # says nothing about the model: not in the window
+    attempt(False, "timeout")  # 5 of 11 = 0.45
     assert b.states()["remote"].state == "closed"
-    b.record(cfg, ok=False, error_type="timeout", probe=False)  # 6 of 12 = 0.5: opens
+    attempt(False, "timeout")  # 6 of 12 = 0.5: opens
     st = b.states()["remote"]
     assert st.state == "open" and "6 of 12 attempts failed" in st.cause
-    with engine.connect() as conn:
-        stored = conn.execute(sa.select(sa.func.count()).select_from(breaker_events)).scalar_one()
-    assert stored == 12  # pruned to the window
+
+
+def test_a_success_on_a_healthy_circuit_writes_nothing(store):
+    cfg = model(failures=2)
+    b = breakers_for(store.engine, cfg)
+    b.record(cfg, ok=True, error_type=None, probe=False)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM breakers")).scalar_one() == 0
+    fail(b, cfg, 1)
+    b.record(cfg, ok=True, error_type=None, probe=False)  # resets the consecutive count: one write
+    assert b.states()["remote"].failures == 0
 
 
 def test_disabled_breaker_always_admits_and_models_are_independent(engine):

@@ -15,8 +15,12 @@ replicas see one state; transitions are atomic there, and each is logged on the
 
 `admit` on a closed circuit costs at most one indexed read, and usually none: rows are
 cached in-process for `cache_s` (another process's change is seen that much later; this
-process's own changes at once). When the store cannot be read or written the breaker lets
-the attempt through and logs why: answering matters more than a state that cannot be read.
+process's own changes at once). A success on a closed circuit with no failures counted
+writes nothing (the common case: the attempt's record is all the window needs); a failure
+or a state change is one short write transaction; the runtime gives the breakers an engine
+whose writes wait for another writer no longer than a request's own commit does
+(store/db.py `request_engine`), so a locked database never holds up a reply. When the store cannot be read or written the breaker lets the
+attempt through and logs why: answering matters more than a state that cannot be read.
 
     breakers = Breakers(engine, settings.models, instance=name)
     admission = breakers.admit(config)
@@ -188,14 +192,17 @@ class Breakers:
             table.update(conn, config.id, expect_state=HALF_OPEN, until_us=now, changed_us=now)
             self._reread(conn, config.id)
 
-    def _window(self, conn: sa.Connection, config: ModelConfig, now: int, failed: bool) -> tuple[int, int]:
-        start = now - int(config.breaker.window_s * 1e6)
-        return table.add_event(conn, config.id, at_us=now, failed=failed, window_start_us=start)
+    def _window(self, conn: sa.Connection, config: ModelConfig, now: int) -> tuple[int, int]:
+        since = now - int(config.breaker.window_s * 1e6)
+        return table.window(conn, config.id, since_us=since, counted=COUNTED_ERRORS)
 
     def _success(self, config: ModelConfig, probe: bool) -> None:
+        if not probe:
+            seen = self._cached(config.id)
+            if seen.state == CLOSED and not seen.failures:
+                return  # nothing to reset: the attempt's record is all the window needs
         now = self._now_us()
         with write_transaction(self._engine) as conn:
-            self._window(conn, config, now, failed=False)
             row = table.read(conn, [config.id], lock=True).get(config.id)
             if row is None:
                 self._remember(table.closed_row(config.id, now))
@@ -217,7 +224,7 @@ class Breakers:
         now = self._now_us()
         b = config.breaker
         with write_transaction(self._engine) as conn:
-            total, bad = self._window(conn, config, now, failed=True)
+            total, bad = self._window(conn, config, now)
             table.ensure(conn, config.id, now)
             row = table.read(conn, [config.id], lock=True)[config.id]
             failures = row.failures + 1

@@ -41,6 +41,7 @@ from chatwatch.resilience.cache import ResponseCache
 from chatwatch.resilience.chain import Chain, ChatReply
 from chatwatch.resilience.gates import Gates
 from chatwatch.resilience.ratelimit import RateLimits
+from chatwatch.store.db import request_engine
 from chatwatch.store.record import exact_usd
 from chatwatch.store.records import Store
 from chatwatch.store.retention import RetentionTask
@@ -125,7 +126,9 @@ class Runtime:
         self.monitor.add_listener(self.alerts.on_record)
         # The request path's decisions, all kept in the store so replicas share them: circuit
         # states, rate-limit windows, budget spend and reservations, cached answers.
-        engine = self.store.engine
+        # They run on the request's thread: their writes wait for a locked database no longer
+        # than the request's own commit does ([store] request_lock_wait_s).
+        engine = request_engine(self.store.engine, s.store.request_lock_wait_s)
         self.breakers = Breakers(engine, s.models, instance=self.monitor.instance)
         self._stack.callback(self.breakers.close)
         self.limits = RateLimits(engine, s)

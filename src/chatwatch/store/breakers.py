@@ -8,26 +8,28 @@ died frees the model). Every transition is a conditional UPDATE inside `write_tr
 (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock the UPDATE takes), so two processes
 racing for the half-open probe cannot both win.
 
-`breaker_events` is the failure-ratio window: one row per counted attempt (success or a
-failure that counts) with its time, pruned past the model's window. It is kept here rather
-than counted from `requests` because a request's record may be written later by the
-background writer (or not at all while the store is locked), and because only attempts that
-went through the breaker belong in it (not cache hits nor chatwatch's own refusals).
+The failure-ratio window is counted from the attempts' own records (`requests`, on its
+(model, started_us) index): each attempt is a record already, so a second table of events
+would be one more write per attempt for the same facts. Counted there: answers (status ok)
+and failures of the types that say the model is unwell; not cache hits (no call was made),
+cancellations, chatwatch's own refusals or bad requests. A record still waiting in the
+monitor's memory (the store locked) is missing from the window until it is written; the
+breaker cannot write then either.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from chatwatch.store.db import write_transaction
 from chatwatch.store.rollups import INSERT
-from chatwatch.store.schema import breaker_events, breakers
+from chatwatch.store.schema import breakers, requests
 
 _B = breakers.c
-_E = breaker_events.c
+_R = requests.c
 
 CLOSED = "closed"
 OPEN = "open"
@@ -107,16 +109,17 @@ def take_probe(engine: sa.Engine, model: str, *, now_us: int, probe_until_us: in
         return conn.execute(q).rowcount == 1
 
 
-def add_event(conn: sa.Connection, model: str, *, at_us: int, failed: bool, window_start_us: int) -> tuple[int, int]:
-    """Book one counted attempt, drop the model's events before the window, and return
-    (attempts, failures) in the window."""
-    conn.execute(sa.insert(breaker_events).values(id=str(uuid.uuid4()), model=model, at_us=at_us, failed=failed))
-    conn.execute(sa.delete(breaker_events).where(_E.model == model, _E.at_us < window_start_us))
-    total, bad = conn.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((_E.failed, 1), else_=0)), 0)).where(
-            _E.model == model, _E.at_us >= window_start_us
-        )
-    ).one()
+def window(conn: sa.Connection, model: str, *, since_us: int, counted: Collection[str]) -> tuple[int, int]:
+    """(attempts, failures) of `model` that started at or after `since_us`: answers and
+    failures of the `counted` error types, cache hits left out."""
+    failed = _R.error_type.in_(list(counted))
+    q = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((failed, 1), else_=0)), 0)).where(
+        _R.model == model,
+        _R.started_us >= since_us,
+        _R.cache_hit.is_(sa.false()),
+        sa.or_(_R.status == "ok", failed),
+    )
+    total, bad = conn.execute(q).one()
     return int(total), int(bad)
 
 

@@ -42,9 +42,18 @@ def write_transaction(engine: sa.Engine, *, lock_wait_s: float | None = None) ->
     if lock_wait_s is not None:
         options[_WAIT_OPTION] = max(1, int(lock_wait_s * 1000))
     with engine.connect().execution_options(**options) as conn, conn.begin():
-        if lock_wait_s is not None and conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {options[_WAIT_OPTION]}")
+        wait = conn.get_execution_options().get(_WAIT_OPTION)  # this call's, or a request_engine's
+        if wait is not None and conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait)}")
         yield conn
+
+
+def request_engine(engine: sa.Engine, lock_wait_s: float) -> sa.Engine:
+    """The same engine (and pool) whose write transactions wait at most `lock_wait_s` for
+    another writer: for what runs on a request's own thread (the gates' rate-limit, budget
+    and cache writes), so a database locked by another process costs a request a bounded
+    wait, after which the gate lets it through, instead of the ten-second busy timeout."""
+    return engine.execution_options(**{_WAIT_OPTION: max(1, int(lock_wait_s * 1000))})
 
 
 def create_engine(url: str | sa.URL, **engine_kw: Any) -> sa.Engine:

@@ -227,16 +227,6 @@ breakers = sa.Table(
     sa.Column("cause", sa.Text),
 )
 
-# The breakers' failure-ratio window: one row per counted attempt, pruned past the window.
-breaker_events = sa.Table(
-    "breaker_events",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("model", sa.String(200), nullable=False),
-    sa.Column("at_us", sa.BigInteger, nullable=False),
-    sa.Column("failed", sa.Boolean, nullable=False),
-    sa.Index("ix_breaker_events_model_at", "model", "at_us"),
-)
 
 schema_migrations = sa.Table(
     "schema_migrations",
