@@ -241,7 +241,7 @@ def _replayed(args, cfg) -> tuple[list[float], list[float], list[float], list[fl
         return added, with_exporters
 
     def line(name: str, values: list[float]) -> str:
-        return f"  {name:<26}p50 {percentile(values, 50) * 1e3:.3f} ms, p99 {percentile(values, 99) * 1e3:.3f} ms"
+        return f"  {name:<28}p50 {percentile(values, 50) * 1e3:.3f} ms, p99 {percentile(values, 99) * 1e3:.3f} ms"
 
     try:
         with _otlp_receiver() as receiver:
