@@ -38,7 +38,8 @@ baselines reach back at most 7 days (BASELINE_DAYS; "recent" is capped at the sa
 while raw rows are kept for `raw_days` (30 by default). Raw rows give the exact p95 and the
 exact counts the plain kinds and the dashboard use; the rollups' histogram p95 is only within
 5 % and their minute buckets would cut windows at bucket edges. Reads use the indexes on
-started_us and (model, started_us): one query per window, 8 for "daily", N + 1 for "recent".
+started_us and (model, started_us): one query per window for "daily" (8 days apart), one
+query for "recent" (its windows are back to back), split into windows here.
 """
 
 from __future__ import annotations
@@ -74,41 +75,57 @@ KINDS = (*sorted(RISING), "traffic_drop")
 Reading = tuple[float | None, int]  # (value, samples)
 
 
-def _rows(conn: sa.Connection, rule: Rule, lo: int, hi: int, *cols) -> list:
+def _p95(column: str) -> Callable[[list], Reading]:
+    def value(rows: list) -> Reading:
+        values = [v for v in (getattr(row, column) for row in rows) if v is not None]
+        return (percentile(values, 95) if values else None), len(values)
+
+    return value
+
+
+def _error_rate(rows: list) -> Reading:
+    outcomes = [row.status for row in rows if row.error_type not in LOCAL_REFUSALS]
+    if not outcomes:
+        return None, 0
+    return sum(s == "error" for s in outcomes) / len(outcomes), len(outcomes)
+
+
+def _traffic(rows: list) -> Reading:
+    return float(sum(row.attempt == 1 for row in rows)), len(rows)
+
+
+# Each kind's value from a window's rows.
+VALUES: dict[str, Callable[[list], Reading]] = {
+    "latency_p95_anomaly": _p95("latency_s"),
+    "ttft_p95_anomaly": _p95("ttft_s"),
+    "error_rate_anomaly": _error_rate,
+    "traffic_drop": _traffic,
+}
+
+
+def _fetch(conn: sa.Connection, rule: Rule, lo: int, hi: int) -> list:
+    """The rule's rows with lo < started_us <= hi (cancelled requests left out)."""
     r = requests.c
-    stmt = sa.select(*cols).where(r.started_us > lo, r.started_us <= hi, r.status != "cancelled")
+    stmt = sa.select(r.started_us, r.latency_s, r.ttft_s, r.status, r.error_type, r.attempt).where(
+        r.started_us > lo, r.started_us <= hi, r.status != "cancelled"
+    )
     if rule.model is not None:
         stmt = stmt.where(r.model == rule.model)
     return conn.execute(stmt).all()
 
 
-def _p95(column: sa.Column) -> Callable[[sa.Connection, Rule, int, int], Reading]:
-    def read(conn: sa.Connection, rule: Rule, lo: int, hi: int) -> Reading:
-        values = [v for (v,) in _rows(conn, rule, lo, hi, column) if v is not None]
-        return (percentile(values, 95) if values else None), len(values)
-
-    return read
-
-
-def _error_rate(conn: sa.Connection, rule: Rule, lo: int, hi: int) -> Reading:
-    r = requests.c
-    rows = [s for s, e in _rows(conn, rule, lo, hi, r.status, r.error_type) if e not in LOCAL_REFUSALS]
-    if not rows:
-        return None, 0
-    return sum(s == "error" for s in rows) / len(rows), len(rows)
-
-
-def _traffic(conn: sa.Connection, rule: Rule, lo: int, hi: int) -> Reading:
-    attempts = [a for (a,) in _rows(conn, rule, lo, hi, requests.c.attempt)]
-    return float(sum(a == 1 for a in attempts)), len(attempts)
-
-
-READERS: dict[str, Callable[[sa.Connection, Rule, int, int], Reading]] = {
-    "latency_p95_anomaly": _p95(requests.c.latency_s),
-    "ttft_p95_anomaly": _p95(requests.c.ttft_s),
-    "error_rate_anomaly": _error_rate,
-    "traffic_drop": _traffic,
-}
+def _windows(conn: sa.Connection, rule: Rule, now_us: int) -> tuple[list, list[list]]:
+    """The current window's rows and each baseline window's: one query for back-to-back
+    recent windows (split by started_us here), one per day for daily ones."""
+    width = int(rule.window_minutes * US_PER_MIN)
+    if rule.baseline == "recent":
+        n = rule.baseline_windows
+        split: list[list] = [[] for _ in range(n + 1)]
+        for row in _fetch(conn, rule, now_us - (n + 1) * width, now_us):
+            split[(now_us - row.started_us) // width].append(row)  # k: now-(k+1)w < started <= now-kw
+        return split[0], split[1:]
+    past = [_fetch(conn, rule, end - width, end) for end in baseline_ends(rule, now_us)]
+    return _fetch(conn, rule, now_us - width, now_us), past
 
 
 def baseline_ends(rule: Rule, now_us: int) -> list[int]:
@@ -133,13 +150,13 @@ def measure(conn: sa.Connection, rule: Rule, now_us: int) -> Measurement:
     """The current window's value, with `baseline` (mean of the baseline windows) and
     `band` (where the value would fire beyond: mean -+ BAND_SIGMAS standard deviations for
     score "ratio", mean -+ threshold spreads for score "z", with `z` itself)."""
-    read = READERS[rule.kind]
-    width = int(rule.window_minutes * US_PER_MIN)
+    value_of = VALUES[rule.kind]
     need = max(1, rule.min_requests)
-    value, samples = read(conn, rule, now_us - width, now_us)
+    current, windows = _windows(conn, rule, now_us)
+    value, samples = value_of(current)
     past = []
-    for end in baseline_ends(rule, now_us):
-        v, n = read(conn, rule, end - width, end)
+    for rows in windows:
+        v, n = value_of(rows)
         if v is not None and n >= need:
             past.append(v)
     if rule.kind == "traffic_drop":
