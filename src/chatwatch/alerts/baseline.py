@@ -124,18 +124,9 @@ def _windows(conn: sa.Connection, rule: Rule, now_us: int) -> tuple[list, list[l
         for row in _fetch(conn, rule, now_us - (n + 1) * width, now_us):
             split[(now_us - row.started_us) // width].append(row)  # k: now-(k+1)w < started <= now-kw
         return split[0], split[1:]
-    past = [_fetch(conn, rule, end - width, end) for end in baseline_ends(rule, now_us)]
+    ends = (now_us - day * US_PER_DAY for day in range(1, BASELINE_DAYS + 1))  # the same time, past days
+    past = [_fetch(conn, rule, end - width, end) for end in ends]
     return _fetch(conn, rule, now_us - width, now_us), past
-
-
-def baseline_ends(rule: Rule, now_us: int) -> list[int]:
-    """Where each baseline window ends: the same time on each of the past BASELINE_DAYS
-    days ("daily"), or the `baseline_windows` windows right before the current one, back
-    to back ("recent")."""
-    if rule.baseline == "recent":
-        width = int(rule.window_minutes * US_PER_MIN)
-        return [now_us - k * width for k in range(1, rule.baseline_windows + 1)]
-    return [now_us - day * US_PER_DAY for day in range(1, BASELINE_DAYS + 1)]
 
 
 def min_usable(rule: Rule) -> int:
