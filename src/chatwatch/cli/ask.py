@@ -101,8 +101,11 @@ def _ask(args) -> int:
             reply.close()
             # Waits for the store CLOSE_WAIT_S at most, then spools what it could not write.
             spooled = runtime.monitor.close(timeout=CLOSE_WAIT_S)
-            runtime.alerts.flush(10)  # deliver this request's notifications before exiting
-        lost = runtime.monitor.dropped_count
+            lost = runtime.monitor.dropped_count
+            if spooled is None and not lost:
+                runtime.alerts.flush(10)  # deliver this request's notifications before exiting
+            # Else the record is not in the store: evaluating now would only wait for the failing
+            # store (seconds per write); the process that ingests it evaluates it.
     record = reply.record
     records = list(getattr(reply, "records", None) or ([record] if record else []))
     notices = getattr(reply, "notices", None)

@@ -294,7 +294,8 @@ class Monitor:
             self._closed = True
         deadline = time.monotonic() + timeout
         self._writer.stop(timeout / 2)  # a write in progress may finish; the rest is ours
-        stored = self.flush_unsaved(deadline=deadline)
+        # A store never reached since start would first migrate, and that wait has no bound here.
+        stored = getattr(self.store, "unavailable", None) is None and self.flush_unsaved(deadline=deadline)
         if not stored or self._writer.running:  # the writer may still hold a batch it could not write
             self._spool_unsaved()
         self.drain(timeout)
@@ -667,6 +668,11 @@ class Monitor:
         """Store the records earlier processes spooled (False: the store failed, retry)."""
         if not self._ingest_due:
             return True
+        if getattr(self.store, "unavailable", None) is not None:
+            # Never reached since start: reaching it means migrating under the store's lock,
+            # which a request's commit would then queue behind. The first write that finds
+            # the store back (a request's, or a kept record's) wakes us.
+            return False
         self._ingest_due = False
         try:
             self._spool.ingest(self.store, lock_wait_s=_wait_left(deadline))
