@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 from scipy import stats  # an independent binomial (scipy comes with choix)
 from streamlit.testing.v1 import AppTest
 
@@ -26,7 +25,6 @@ from chatwatch.alerts.baseline import measure as measure_baseline
 from chatwatch.alerts.model import Rule
 from chatwatch.alerts.rules import validate
 from chatwatch.alerts.service import config_errors
-from chatwatch.alerts.store import LATER_COLUMNS
 from chatwatch.store.record import RequestRecord
 from chatwatch.store.records import Store, to_us
 from tests.fixtures.db import make_record
@@ -422,35 +420,3 @@ def test_the_page_shows_baseline_and_score_and_the_editor_saves_them(app_config)
         "previous 8 windows",
         "z ≤ −2.5",
     )
-
-
-# --- (f) a store without the new columns ---------------------------------------------------------
-
-
-def test_a_store_without_the_new_columns_refuses_them_and_runs_as_before(sqlite_store, caplog):
-    """A store whose migrations predate baseline/score (alerts/store.py LATER_COLUMNS):
-    rules and events are read and written without them, a rule that needs them is refused
-    by name, and a config rule that sets them is logged, never stored as something else in
-    silence."""
-    with sqlite_store.engine.begin() as conn:
-        have = {t: {c["name"] for c in sa.inspect(conn).get_columns(t)} for t in LATER_COLUMNS}
-        for table, columns in LATER_COLUMNS.items():
-            for column in columns:
-                if column in have[table]:
-                    conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-    end = DAY0 + timedelta(hours=5)
-    _flat(sqlite_store, end, past_latency=1.0, now_latency=1.0, errors_now=20)
-    daily = {"name": "errors", "kind": "error_rate", "threshold": 0.5, "window_minutes": WINDOW}
-    with caplog.at_level("ERROR", logger="chatwatch.alerts"):
-        a = Alerts(sqlite_store, [daily, rule_config("traffic_drop", score="z", threshold=3.0)])
-    try:
-        assert "alert rule 'traffic_drop': this store has no column for baseline, score yet" in caplog.text
-        recent = Rule(name="new", kind="latency_p95_anomaly", threshold=2.0, baseline="recent")
-        problems = a.service.save_rule(recent, create=True)
-        assert problems["name"].text("en").startswith("this store cannot keep baseline, baseline_windows or score")
-        assert a.service.save_rule(recent.with_settings(baseline="daily"), create=True) == {}
-        assert a.service.rule("new").baseline == "daily"
-        assert a.at(end) == [("errors", "firing")]  # events are written and read without `score`
-        assert a.service.history()[0].score is None
-    finally:
-        a.service.close()

@@ -1,12 +1,7 @@
 """The alert tables (created by migration m0010, "no data" columns by m0012, a baseline
-rule's `baseline`, `baseline_windows` and `score` and an event's `score` by the migration
-named in LATER_COLUMNS) and every read and write of them.
-
-A store whose migrations predate LATER_COLUMNS (the migration is not in this checkout yet,
-or an older chatwatch opened it) is read and written without them: rules read their
-defaults (daily baseline, ratio score, today's behaviour), and a rule that sets them
-otherwise is refused on save (err.store_upgrade) and logged when it comes from the config,
-never silently stored as something else.
+rule's `baseline`, `baseline_windows` and `score` and an event's `score` by m0036) and
+every read and write of them. The store runs its migrations when it opens, so every column
+here exists by the time a rule is read.
 
 Writes run in the store's write transactions (BEGIN IMMEDIATE on SQLite); rule and state
 rows are created with INSERT ... ON CONFLICT DO NOTHING so several processes starting at
@@ -16,7 +11,6 @@ once agree without errors.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -100,44 +94,6 @@ _RULE_FIELDS = tuple(f.name for f in fields(Rule))
 _STATE_FIELDS = tuple(f.name for f in fields(AlertState))
 log = logging.getLogger("chatwatch.alerts")
 
-# Columns added after m0012, by the migration named here, with the Rule defaults an older
-# store means.
-LATER_MIGRATION = "m0036_alert_baseline"
-LATER_COLUMNS = {"alert_rules": ("baseline", "baseline_windows", "score"), "alert_events": ("score",)}
-_RULE_DEFAULTS = {f.name: f.default for f in fields(Rule) if f.name in LATER_COLUMNS["alert_rules"]}
-_missing_by_engine: weakref.WeakKeyDictionary[sa.Engine, frozenset[tuple[str, str]]] = weakref.WeakKeyDictionary()
-
-
-def missing_columns(conn: sa.Connection) -> frozenset[tuple[str, str]]:
-    """(table, column) of LATER_COLUMNS this store does not have, looked up once per engine."""
-    engine = conn.engine
-    if engine not in _missing_by_engine:
-        inspector = sa.inspect(conn)
-        _missing_by_engine[engine] = frozenset(
-            (table, column)
-            for table, columns in LATER_COLUMNS.items()
-            for column in columns
-            if column not in {c["name"] for c in inspector.get_columns(table)}
-        )
-    return _missing_by_engine[engine]
-
-
-def _cols(conn: sa.Connection, table: sa.Table) -> list[sa.Column]:
-    missing = missing_columns(conn)
-    return [c for c in table.c if (table.name, c.name) not in missing]
-
-
-def _present(conn: sa.Connection, table: sa.Table, row: dict) -> dict:
-    missing = missing_columns(conn)
-    return {k: v for k, v in row.items() if (table.name, k) not in missing}
-
-
-def unstorable(conn: sa.Connection, rule: Rule) -> list[str]:
-    """Settings of `rule` off their default that this store has no column for."""
-    missing = missing_columns(conn)
-    return [f for f, d in _RULE_DEFAULTS.items() if ("alert_rules", f) in missing and getattr(rule, f) != d]
-
-
 write = write_transaction  # the store's write transaction (BEGIN IMMEDIATE on SQLite)
 
 
@@ -154,7 +110,7 @@ def _rule(row) -> Rule:
 def _rule_row(conn: sa.Connection, rule: Rule, now_us: int, instance: str) -> dict:
     row = {f: getattr(rule, f) for f in _RULE_FIELDS}
     row.update(name=rule.name.strip(), min_requests=int(rule.min_requests), updated_us=now_us, updated_by=instance)
-    return _present(conn, alert_rules, row)
+    return row
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -186,7 +142,7 @@ def seed_rules(
     wanted = {cfg.name.strip(): Rule.from_config(cfg) for cfg in configured}
     result = SeedResult([], [], [], [])
     with write(engine) as conn:
-        stored = {r.name: r for r in map(_rule, conn.execute(sa.select(*_cols(conn, alert_rules))))}
+        stored = {r.name: r for r in map(_rule, conn.execute(sa.select(alert_rules)))}
         if not stored and not wanted and defaults:
             rows = [_rule_row(conn, Rule(**cfg.model_dump(), origin="default"), now_us, instance) for cfg in defaults]
             # Replicas starting together on an empty store: the first insert wins.
@@ -194,14 +150,6 @@ def seed_rules(
             _insert_ignore(conn, alert_state, [_new_state(r["name"], now_us) for r in rows])
             result.defaults.extend(r["name"] for r in rows)
         for name, rule in wanted.items():
-            lost = unstorable(conn, rule)
-            if lost:
-                log.error(
-                    "alert rule %r: this store has no column for %s yet (migration %s): it runs with the defaults (daily baseline, ratio score)",
-                    name,
-                    ", ".join(lost),
-                    LATER_MIGRATION,
-                )
             old = stored.get(name)
             if old is None:
                 # Replicas starting together seed at once: the first insert wins.
@@ -230,14 +178,14 @@ def seed_rules(
 
 
 def load_rules(conn: sa.Connection, *, include_deleted: bool = False) -> list[Rule]:
-    stmt = sa.select(*_cols(conn, alert_rules)).order_by(alert_rules.c.name)
+    stmt = sa.select(alert_rules).order_by(alert_rules.c.name)
     if not include_deleted:
         stmt = stmt.where(alert_rules.c.deleted.is_(False))
     return [_rule(r) for r in conn.execute(stmt)]
 
 
 def get_rule(conn: sa.Connection, name: str) -> Rule | None:
-    row = conn.execute(sa.select(*_cols(conn, alert_rules)).where(alert_rules.c.name == name)).first()
+    row = conn.execute(sa.select(alert_rules).where(alert_rules.c.name == name)).first()
     return None if row is None else _rule(row)
 
 
@@ -247,8 +195,6 @@ def save_rule(engine: sa.Engine, rule: Rule, *, create: bool, now_us: int, insta
     Editing a config rule marks it `edited`: it wins until the config's version changes."""
     name = rule.name.strip()
     with write(engine) as conn:
-        if unstorable(conn, rule):
-            return "err.store_upgrade"
         old = get_rule(conn, name)
         if create:
             if old is not None and not old.deleted:
@@ -339,7 +285,7 @@ def claim_transition(
             if event is None:
                 return True
             new_id = conn.execute(
-                alert_events.insert().values(_present(conn, alert_events, event.as_row())).returning(alert_events.c.id)
+                alert_events.insert().values(event.as_row()).returning(alert_events.c.id)
             ).scalar_one()
     except sa.exc.IntegrityError:
         return False  # the unique (rule, firing, state, seq) row exists: someone else won
@@ -354,12 +300,7 @@ def last_event_id(conn: sa.Connection) -> int:
 
 
 def events_after(conn: sa.Connection, event_id: int, *, limit: int = 50) -> list[AlertEvent]:
-    stmt = (
-        sa.select(*_cols(conn, alert_events))
-        .where(alert_events.c.id > event_id)
-        .order_by(alert_events.c.id)
-        .limit(limit)
-    )
+    stmt = sa.select(alert_events).where(alert_events.c.id > event_id).order_by(alert_events.c.id).limit(limit)
     return [AlertEvent.from_row(r) for r in conn.execute(stmt)]
 
 
@@ -372,7 +313,7 @@ def history(
     severities: Sequence[str] = (),
     limit: int = 500,
 ) -> list[AlertEvent]:
-    stmt = sa.select(*_cols(conn, alert_events))
+    stmt = sa.select(alert_events)
     if since_us is not None:
         stmt = stmt.where(alert_events.c.at_us >= since_us)
     if rules:
@@ -395,7 +336,7 @@ def active(conn: sa.Connection, *, include_pending: bool = False) -> list[Active
     """Firing alerts of rules that are enabled and not deleted, most severe first."""
     states = ("firing", "pending") if include_pending else ("firing",)
     stmt = (
-        sa.select(*_cols(conn, alert_rules), alert_state)
+        sa.select(alert_rules, alert_state)
         .join(alert_state, alert_state.c.rule == alert_rules.c.name)
         .where(alert_state.c.state.in_(states), alert_rules.c.enabled.is_(True), alert_rules.c.deleted.is_(False))
     )

@@ -411,12 +411,6 @@ _T: dict[str, dict[str, str]] = {
         "es": "{value} ventanas de {window} min llegan más atrás de {days} días",
         "en": "{value} windows of {window} min reach back more than {days} days",
     },
-    "err.store_upgrade": {
-        "es": "este almacén aún no guarda «baseline», «baseline_windows» ni «score» (falta su migración): "
-        "la regla {value!r} solo puede usar la base diaria y la proporción",
-        "en": "this store cannot keep baseline, baseline_windows or score yet (its migration is missing): "
-        "rule {value!r} can only use the daily baseline and the ratio score",
-    },
     "err.window": {
         "es": "la ventana debe ser de más de 0 y como mucho 1440 minutos (un día), no {value:g}",
         "en": "the window must be more than 0 and at most 1440 minutes (a day), not {value:g}",
