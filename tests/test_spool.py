@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -522,3 +522,37 @@ def test_the_dashboard_shows_the_spooled_records_once_the_app_has_ingested_them(
     at.run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Requests"] == "2"
+
+
+def test_a_spooled_record_keeps_every_field_exactly(tmp_path, private_tmp):
+    from chatwatch.telemetry.spool import record_from_json
+
+    cfg = settings_for(tmp_path / "data", tmp_path / "logs", "http://127.0.0.1:9/v1")
+    started = datetime(2026, 3, 1, 12, 0, 0, 123456).astimezone()
+    record = make_record(
+        started_at=started,
+        cost_usd=Decimal("0.000000001"),
+        saved_usd=Decimal("12.345678901"),
+        cache_hit=True,
+        price_source="cache",
+        request_id="first-attempt",
+        attempt=3,
+        retry_reason="timeout",
+        fallback_from="other",
+        mode="compare",
+        compare_id="round-1",
+        saved_s=0.1 + 0.2,  # a float that is not short in decimal
+        prompt_text="añadir ✓ \U0001f600",
+        response_text=None,
+        error_message="bad byte \udcff kept as is",
+        extra={"notices": ["trimmed 2 turns"]},
+    )
+    with Store.open(cfg.store_url) as store:
+        path = Spool(cfg, store).write([record], [], instance="h:1", cause="disk full").path
+    (line,) = [json.loads(x)["record"] for x in path.read_text().splitlines()[1:]]
+    assert line["cost_usd"] == "0.000000001" and line["saved_usd"] == "12.345678901"
+    assert line["started_at"] == started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert line["saved_s"] == 0.30000000000000004 and line["extra"] == {"notices": ["trimmed 2 turns"]}
+    back = record_from_json(line)
+    assert back == record and back.extra == record.extra
+    assert isinstance(back.cost_usd, Decimal) and back.started_at.utcoffset().total_seconds() == 0
