@@ -2,7 +2,8 @@
 
 Between sending and the first token the reply shows what the model is doing (loading,
 queued with its place, thinking); a reply cut by the token limit says so; a thumbs vote
-stays selected across page switches (the widget's state is kept for the session)."""
+stays selected across page switches (the widget's state is kept for the session). The words
+under a reply (its receipt and notices) come from ui/widgets/chat.py; this is the page flow."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from chatwatch.i18n import t
 from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.ui.state import lang, runtime, session_id, settings
 from chatwatch.ui.widgets.alerts import render_live_alerts
+from chatwatch.ui.widgets.chat import meta_caption, reply_notices
 from chatwatch.ui.widgets.format import label
 
 L = lang()
@@ -73,53 +75,11 @@ if st.sidebar.button(t("sidebar.new_chat", L), icon="🧹", use_container_width=
     st.rerun()
 
 
-def _meta(record) -> str:
-    if record is None:
-        return ""
-    latency = f"{record.latency_s:.2f}s" if record.latency_s is not None else "–"
-
-    def n(v):
-        return "–" if v is None else str(v)
-
-    tokens = f"{n(record.input_tokens)}→{n(record.output_tokens)}"
-    if record.cost_usd is None:
-        cost = t("chat.unpriced", L)
-    elif record.price_source == "local":
-        cost = t("chat.local", L)
-    else:
-        cost = f"${record.cost_usd:f}"
-    if record.token_source == "estimated" and record.cost_usd is not None and record.price_source != "local":
-        cost = t("chat.cost_estimated", L, cost=cost)  # priced on estimated token counts
-    return t("chat.meta", L, model=record.model, latency=latency, tokens=tokens, cost=cost)
-
-
 def _save_feedback(request_id: str, model: str) -> None:
     score = state.get(f"feedback:{request_id}")
     if score is not None:  # 1 = thumbs up, 0 = thumbs down; a new choice replaces the old
         rt.store.add_feedback(request_id, int(score), model, session_id())
         st.toast(t("chat.feedback_saved", L), icon="🙏")
-
-
-def _rescue(reply) -> str | None:
-    """Who answered and why not the model asked, in the page's language."""
-    if reply.answered_by is None or not reply.failures:
-        return None
-    reasons: dict[str, list[str]] = {}
-    for f in reply.failures:
-        words = label("error_type", f.error_type, L)
-        if words not in reasons.setdefault(f.model, []):
-            reasons[f.model].append(words)
-    others = [m for m in reasons if m != reply.answered_by]
-    if not others:
-        return t(
-            "chat.answered_after_retries",
-            L,
-            model=names.get(reply.answered_by, reply.answered_by),
-            n=reply.retries + 1,
-            reasons=", ".join(reasons[reply.answered_by]),
-        )
-    failed = "; ".join(t("chat.model_failed", L, model=names.get(m, m), reasons=", ".join(reasons[m])) for m in others)
-    return t("chat.answered_by", L, failed=failed, model=names.get(reply.answered_by, reply.answered_by))
 
 
 # -- history ------------------------------------------------------------------------------
@@ -204,20 +164,10 @@ if prompt is not None:
             status.error(entry["error"], icon="⚠️")
         record = reply.record
         entry["request_id"] = record.id if record else None
-        entry["meta"] = _meta(record)
+        entry["meta"] = meta_caption(record, L)
         if record is not None and record.status == "ok":
             entry["model"] = reply.answered_by or model_id
-            entry["notices"] = [reply.trimmed] if reply.trimmed else []
-            entry["notices"] += [n for n in (reply.result.notices if reply.result else ()) if n not in entry["notices"]]
-            rescued = _rescue(reply)
-            if rescued:
-                entry["notices"].append(rescued)
-            if record.cache_hit:
-                saved = t("chat.unpriced", L) if record.saved_usd is None else f"${record.saved_usd:f}"
-                seconds = "–" if record.saved_s is None else f"{record.saved_s:.2f}"
-                entry["notices"].append(t("chat.cache_hit", L, saved=saved, s=seconds))
-            if record.finish_reason == "length":
-                entry["notices"].append(t("chat.truncated", L, n=generation.max_tokens))
+            entry["notices"] = reply_notices(reply, names, generation.max_tokens, L)
             for notice in entry["notices"]:
                 st.caption(notice)
         if entry["meta"]:
