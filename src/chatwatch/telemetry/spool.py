@@ -105,10 +105,14 @@ def _user() -> str:
     return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
 
 
+def temp_folder(key: str) -> Path:
+    """The last resort: this user's folder for this store under the system temp dir."""
+    return Path(tempfile.gettempdir()) / f"chatwatch-spool-{_user()}" / key
+
+
 def spool_folders(settings: Settings, key: str) -> list[Path]:
     """Where spool files go, in order of preference (and where they are read from)."""
-    temp = Path(tempfile.gettempdir()) / f"chatwatch-spool-{_user()}" / key
-    folders = [Path(settings.app.data_dir) / "spool", Path(settings.app.log_dir) / "spool", temp]
+    folders = [Path(settings.app.data_dir) / "spool", Path(settings.app.log_dir) / "spool", temp_folder(key)]
     return list(dict.fromkeys(folders))
 
 
@@ -172,6 +176,7 @@ class Spool:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.key = store_key(store)
         self.folders = spool_folders(settings, self.key)
+        self._temp = temp_folder(self.key)
         self._host = _host()
         self._pid = os.getpid()
         self._owner = f"{self._pid}@{self._host}"
@@ -224,7 +229,7 @@ class Spool:
     def _prepare(self, folder: Path) -> None:
         """Make the folder (this user's only); in the shared temp dir, refuse one that is not
         ours or is a symlink, so nobody else can read or plant spool files."""
-        shared = Path(tempfile.gettempdir()) in folder.parents
+        shared = folder == self._temp
         if shared:
             folder.parent.mkdir(exist_ok=True, mode=0o700)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
