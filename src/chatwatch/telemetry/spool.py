@@ -229,15 +229,21 @@ class Spool:
     def _prepare(self, folder: Path) -> None:
         """Make the folder (this user's only); in the shared temp dir, refuse one that is not
         ours or is a symlink, so nobody else can read or plant spool files."""
-        shared = folder == self._temp
-        if shared:
+        if folder == self._temp:
             folder.parent.mkdir(exist_ok=True, mode=0o700)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if shared and hasattr(os, "getuid"):
-            for part in (folder.parent, folder):
-                st = part.lstat()
-                if not os.path.isdir(part) or part.is_symlink() or st.st_uid != os.getuid():
-                    raise OSError(f"{part} is not a folder of this user's own")
+        if not self._ours(folder):
+            raise OSError(f"{folder} or its parent is not a folder of this user's own")
+
+    def _ours(self, folder: Path) -> bool:
+        """False for the temp-dir folder (or its parent) if it is a symlink or another user's."""
+        if folder != self._temp or not hasattr(os, "getuid"):
+            return True
+        for part in (folder.parent, folder):
+            st = part.lstat()
+            if part.is_symlink() or not os.path.isdir(part) or st.st_uid != os.getuid():
+                return False
+        return True
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -246,6 +252,8 @@ class Spool:
         found = []
         for folder in self.folders:
             try:
+                if not self._ours(folder):  # never ingest what someone else could have planted
+                    continue
                 entries = list(os.scandir(folder))
             except OSError:
                 continue
