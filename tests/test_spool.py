@@ -460,6 +460,36 @@ def test_a_torn_last_line_is_skipped_and_reported_and_the_other_lines_are_ingest
     assert spool_files(cfg.app.data_dir / "spool") == [live]
 
 
+def test_a_claim_whose_process_died_or_that_went_stale_is_taken_over_and_a_live_one_is_not(tmp_path, private_tmp):
+    from chatwatch.telemetry.spool import STALE_CLAIM_S
+
+    cfg = settings_for(tmp_path / "data", tmp_path / "logs", "http://127.0.0.1:9/v1")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())
+    claims = {
+        "dead": f"ingesting-{int(dead.stdout)}@{host}",  # its process is gone
+        "stale": "ingesting-1@elsewhere",  # another host's, untouched for too long
+        "live": "ingesting-1@elsewhere",  # another host's, being ingested right now
+    }
+    records = {}
+    with Store.open(cfg.store_url) as store:
+        spool = Spool(cfg, store)
+        for kind, claim in claims.items():
+            records[kind] = make_record()
+            path = spool.write([records[kind]], [], instance=kind, cause="test").path
+            claimed = path.with_name(f"{path.name}.{claim}")
+            path.rename(claimed)
+            if kind == "stale":
+                old = time.time() - STALE_CLAIM_S - 60
+                os.utime(claimed, (old, old))
+        done = spool.ingest(store)
+        assert sorted(d.spooled_by for d in done) == ["dead", "stale"]
+        assert store.get(records["dead"].id) == records["dead"] and store.get(records["stale"].id) == records["stale"]
+        assert store.get(records["live"].id) is None
+    (left,) = spool_files(cfg.app.data_dir / "spool")
+    assert left.name.endswith(".ingesting-1@elsewhere")
+
+
 # --- (e) counted drops become a loss row -----------------------------------------------------------
 
 
