@@ -238,7 +238,9 @@ def test_close_writes_the_kept_records_and_joins_its_threads(tmp_path, stub_serv
         monitor.close()  # idempotent
 
 
-def test_close_with_the_store_down_counts_and_logs_what_is_lost(tmp_path, stub_server, registry, caplog):
+def test_close_with_the_store_down_spools_what_it_could_not_write(tmp_path, stub_server, registry, caplog):
+    """Nothing is dropped at close: the kept records go to a spool file for the next process
+    (telemetry/spool.py; the loss path, with no folder writable, is in tests/test_spool.py)."""
     cfg = settings_for(tmp_path, stub_server.base_url)
     with Store.open(cfg.store_url) as store:
         monitor = Monitor(cfg, store, instance="test")
@@ -246,10 +248,11 @@ def test_close_with_the_store_down_counts_and_logs_what_is_lost(tmp_path, stub_s
         ask(monitor, registry, cfg)
         ask(monitor, registry, cfg)
         started = time.monotonic()
-        monitor.close(timeout=5)
+        spooled = monitor.close(timeout=5)
         assert time.monotonic() - started < 5
-        assert monitor.dropped_count == 2 and monitor.unsaved_count() == 0 and not writer_threads()
-        (line,) = [r for r in caplog.records if "could not be written and are lost" in r.getMessage()]
+        assert spooled.records == 2 and spooled.path.exists()
+        assert monitor.dropped_count == 0 and monitor.unsaved_count() == 0 and not writer_threads()
+        (line,) = [r for r in caplog.records if "spooled to" in r.getMessage()]
         assert line.levelno == logging.ERROR and "2 kept request records" in line.getMessage()
 
 
