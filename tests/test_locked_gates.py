@@ -60,3 +60,38 @@ def test_a_locked_database_holds_the_gates_no_longer_than_a_commit(tmp_path):
             assert took < 3 * bound + 0.5 < HOLD_S, took
         finally:
             holder.wait(30)
+
+
+def test_ask_with_the_database_locked_throughout_answers_and_exits_within_seconds(tmp_path):
+    """Start, reply and exit with another process holding the write lock the whole time: each
+    write on the way (migrations check, alert rules, the model-load row, the record) waits
+    its short bound, not the 10 s busy timeout; the record is spooled (exit 3). Before,
+    every new SQLite connection also waited 10 s on `PRAGMA auto_vacuum` (77 s in all)."""
+    conf = tmp_path / "chatwatch.toml"
+    conf.write_text(f'[app]\ndata_dir = "{tmp_path / "data"}"\nlog_dir = "{tmp_path / "logs"}"\n')
+    ask = [sys.executable, "-m", "chatwatch", "ask", "--config", str(conf), "--max-tokens", "4", "Hi"]
+    assert subprocess.run(ask, capture_output=True, timeout=120).returncode == 0  # the store exists
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, time\n"
+            f"c = sqlite3.connect({str(tmp_path / 'data' / 'chatwatch.db')!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        t0 = time.monotonic()
+        done = subprocess.run(ask, capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert done.returncode == 3 and done.stdout.strip(), done
+    assert "saved to" in done.stderr and "database is locked" in done.stderr
+    assert took < 20, took  # measured 7.2 s (python and model start included)

@@ -116,7 +116,15 @@ class Runtime:
         models.add_load_listener(self._record_load)
         self._stack.callback(models.remove_load_listener, self._record_load)
         # Evaluated after each record (off the request path) and on a timer.
-        self.alerts = AlertService(s, self.store.engine, instance=self.monitor.instance, **alert_options)
+        # Its writes (rules at start, transitions) wait for another writer's lock no longer
+        # than a request's commit: a start or a close is never held for the busy timeout; a
+        # round that could not write is retried on the next.
+        self.alerts = AlertService(
+            s,
+            request_engine(self.store.engine, s.store.request_lock_wait_s),
+            instance=self.monitor.instance,
+            **alert_options,
+        )
         self._stack.callback(self.alerts.close)
         try:
             self.alerts.seed()

@@ -99,8 +99,11 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     record.info[_WAIT_OPTION] = BUSY_TIMEOUT_MS
-    # Only takes effect on a new file, before the first table: so it comes first.
-    cur.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # Only takes effect on a new file, before the first table: so it comes first, and only
+    # there (on an existing file it still waits for another writer's lock, for nothing:
+    # every connection would then wait the busy timeout while another process writes).
+    if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+        cur.execute("PRAGMA auto_vacuum = INCREMENTAL")
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.close()

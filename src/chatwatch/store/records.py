@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from chatwatch.privacy import scrub
 from chatwatch.store import migrations, rollups
-from chatwatch.store.db import configure_sqlite, create_engine, write_transaction
+from chatwatch.store.db import configure_sqlite, create_engine, request_engine, write_transaction
 from chatwatch.store.record import RequestRecord
 from chatwatch.store.schema import feedback, model_loads, record_losses, requests, votes
 from chatwatch.store.schema import rollups as rollups_table
@@ -113,6 +113,13 @@ def row_to_record(row: Any) -> RequestRecord:
     )
 
 
+START_LOCK_WAIT_S = 2.0  # how long a starting app waits for another writer's lock to migrate
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store could not be reached when it opened and has not been found back yet."""
+
+
 class Store:
     """Open with `Store.open(url)` (or `Store.from_settings(settings)`); thread-safe.
 
@@ -143,7 +150,9 @@ class Store:
         self.unavailable: str | None = None
         self._ready_lock = threading.Lock()
         try:
-            self._migrate()
+            # The app does not wait out a long lock at start: it starts unavailable, and the
+            # background writer applies the migrations once it gets the lock.
+            self._migrate(START_LOCK_WAIT_S if wait_for_database else None)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
             if not wait_for_database:
                 raise
@@ -184,11 +193,12 @@ class Store:
             request_lock_wait_s=settings.store.request_lock_wait_s,
         )
 
-    def _migrate(self) -> None:
+    def _migrate(self, lock_wait_s: float | None = None) -> None:
         if self.dialect == "sqlite":  # the folder may have been unwritable when the engine was made
             database = self.engine.url.database or ""
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.migrations_applied = migrations.upgrade(self.engine)
+        engine = self.engine if lock_wait_s is None else request_engine(self.engine, lock_wait_s)
+        self.migrations_applied = migrations.upgrade(engine)
 
     def ready(self) -> None:
         """Apply the migrations if the database was unavailable at start (raises while it
@@ -219,16 +229,21 @@ class Store:
         `request=True` (the monitor, on a request's own thread): wait at most
         `request_lock_wait_s` for another writer's lock."""
         row = record_to_row(record)  # before taking the write lock
+        if request and self.unavailable is not None:
+            # Unavailable since start: applying the migrations may wait out the busy timeout,
+            # which is the background writer's to do, not a reply's.
+            raise StoreUnavailableError(f"the store is not ready yet: {self.unavailable}")
         self.ready()
         with self.transaction(lock_wait_s=self.request_lock_wait_s if request else None) as conn:
             self._write_rows(conn, [row])
 
-    def write_many(self, records: Iterable[RequestRecord]) -> int:
-        """Store several requests in ONE transaction (imports, seeding, benchmarks)."""
+    def write_many(self, records: Iterable[RequestRecord], *, lock_wait_s: float | None = None) -> int:
+        """Store several requests in ONE transaction (imports, seeding, benchmarks, the
+        monitor's retries of kept records); `lock_wait_s` bounds the wait for another writer."""
         rows = [record_to_row(r) for r in records]
         if rows:
             self.ready()
-            with self.transaction() as conn:
+            with self.transaction(lock_wait_s=lock_wait_s) as conn:
                 self._write_rows(conn, rows)
         return len(rows)
 
@@ -281,7 +296,9 @@ class Store:
         rss_after_bytes: int | None = None,
         error_message: str | None = None,
     ) -> None:
-        with self.transaction() as conn:
+        """One model load row. Loads happen on a request's thread, before its first token: the
+        write waits at most `request_lock_wait_s` for another writer, like a request's own."""
+        with self.transaction(lock_wait_s=self.request_lock_wait_s) as conn:
             conn.execute(
                 model_loads.insert().values(
                     loaded_us=to_us(loaded_at or datetime.now(UTC)),

@@ -70,6 +70,12 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+# How long one background retry of kept records waits for another writer's lock. Short: the
+# writer retries with its backoff anyway, and a close() must never find it stuck in the
+# ten-second busy timeout (it would spool records the store was about to take again).
+RETRY_LOCK_WAIT_S = 1.0
+
+
 def _wait_left(deadline: float | None) -> float | None:
     """How long a write may wait for a lock before `deadline` (None: no deadline)."""
     return None if deadline is None else max(0.05, deadline - time.monotonic())
@@ -687,7 +693,7 @@ class Monitor:
             self.store.insert_missing(batch, lock_wait_s=lock_wait_s)
             return
         try:
-            self.store.write_many(batch)
+            self.store.write_many(batch, lock_wait_s=RETRY_LOCK_WAIT_S)
         except sa.exc.IntegrityError:
             # One record the store refuses for good (e.g. a commit that went through although
             # its connection failed, so the id exists): write the rest one by one.
