@@ -36,22 +36,24 @@ class Loss:
             raise ValueError(f"last_started {self.last_started} is before first_started {self.first_started}")
 
 
+def loss_row(loss: Loss) -> dict:
+    """A Loss as a `record_losses` row."""
+    return {
+        "at_us": to_us(loss.at),
+        "instance": loss.instance,
+        "model": loss.model,
+        "count": loss.count,
+        "first_started_us": to_us(loss.first_started),
+        "last_started_us": to_us(loss.last_started),
+        "reason": loss.reason,
+    }
+
+
 def write_losses(store: Store, losses: Sequence[Loss]) -> None:
     """Insert the losses in one transaction (nothing written if any fails)."""
     if not losses:
         return
-    rows = [
-        {
-            "at_us": to_us(loss.at),
-            "instance": loss.instance,
-            "model": loss.model,
-            "count": loss.count,
-            "first_started_us": to_us(loss.first_started),
-            "last_started_us": to_us(loss.last_started),
-            "reason": loss.reason,
-        }
-        for loss in losses
-    ]
+    rows = [loss_row(loss) for loss in losses]
     with store.transaction() as conn:
         conn.execute(record_losses.insert(), rows)
 

@@ -51,9 +51,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from chatwatch.config import Settings
-from chatwatch.store.losses import Loss
+from chatwatch.store.losses import Loss, loss_row
 from chatwatch.store.record import RequestRecord, iso, utcnow
-from chatwatch.store.records import Store, to_us
+from chatwatch.store.records import Store
 from chatwatch.store.schema import record_losses
 
 log = logging.getLogger("chatwatch.requests")
@@ -393,18 +393,7 @@ def store_losses_once(store: Store, losses: Sequence[Loss], *, lock_wait_s: floa
     if not losses:
         return 0
     t = record_losses.c
-    rows = [
-        {
-            "at_us": to_us(loss.at),
-            "instance": loss.instance,
-            "model": loss.model,
-            "count": loss.count,
-            "first_started_us": to_us(loss.first_started),
-            "last_started_us": to_us(loss.last_started),
-            "reason": loss.reason,
-        }
-        for loss in losses
-    ]
+    rows = [loss_row(loss) for loss in losses]
     store.ready()
     with store.transaction(lock_wait_s=lock_wait_s) as conn:
         if store.dialect == "postgresql":
