@@ -42,18 +42,11 @@ from chatwatch.telemetry.monitor import Monitor
 from chatwatch.telemetry.spool import Spool
 from tests import test_broken_storage as broken_storage
 from tests.fixtures.db import assert_rollups_match_raw, make_record
+from tests.fixtures.locks import hold_lock, release
 from tests.stub_openai_server import Script
 from tests.test_broken_storage import _fill, needs_mount, remount
 
 tmpfs = broken_storage.tmpfs  # the fixture: mount(size_kb) -> a fresh tmpfs, unmounted after the test
-HOLD_LOCK = (
-    "import sqlite3, sys\n"
-    "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-    "c.execute('BEGIN IMMEDIATE')\n"
-    "print('locked', flush=True)\n"
-    "sys.stdin.read()\n"  # until the test closes our stdin
-    "c.execute('ROLLBACK')\n"
-)
 PRICE = {"input_per_mtok": 0.15, "output_per_mtok": 0.6}
 SPOOLED_LINE = re.compile(
     r"^chatwatch: the store was unavailable \((?P<cause>.+)\): 1 record saved to (?P<path>\S+); "
@@ -88,20 +81,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within the timeout")
         time.sleep(0.05)
-
-
-def hold_lock(db_file: Path) -> subprocess.Popen:
-    """Another process holding SQLite's write lock until its stdin is closed."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(db_file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
-def release(holder: subprocess.Popen) -> None:
-    holder.stdin.close()
-    holder.wait(30)
 
 
 def spooled_records(path: Path) -> dict[str, dict]:
