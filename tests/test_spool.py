@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +31,6 @@ from pathlib import Path
 import pytest
 
 from chatwatch.config import load, parse
-from chatwatch.models.contract import GenerationSettings, Message
 from chatwatch.models.registry import ModelRegistry
 from chatwatch.runtime import Runtime
 from chatwatch.store.losses import Loss, read_losses
@@ -44,7 +42,8 @@ from tests import test_broken_storage as broken_storage
 from tests.fixtures.db import assert_rollups_match_raw, make_record
 from tests.fixtures.locks import hold_lock, release
 from tests.stub_openai_server import Script
-from tests.test_broken_storage import _fill, needs_mount, remount
+from tests.test_broken_storage import _fill, needs_mount, remount, wait_for
+from tests.test_unsaved import ask
 
 tmpfs = broken_storage.tmpfs  # the fixture: mount(size_kb) -> a fresh tmpfs, unmounted after the test
 PRICE = {"input_per_mtok": 0.15, "output_per_mtok": 0.6}
@@ -63,24 +62,6 @@ def settings_for(data_dir: Path, log_dir: Path, stub_url: str, **store):
             "models": [{"id": "hosted", "kind": "openai", "base_url": stub_url, "model": "m1", "price": PRICE}],
         }
     )
-
-
-def ask(monitor: Monitor, registry: ModelRegistry, cfg, text: str = "Hello"):
-    mc = cfg.model("hosted")
-    reply = monitor.chat(
-        registry.get(mc), mc, [Message("user", text)], GenerationSettings(max_tokens=16), session_id="s1"
-    )
-    for _ in reply:
-        pass
-    return reply
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within the timeout")
-        time.sleep(0.05)
 
 
 def spooled_records(path: Path) -> dict[str, dict]:

@@ -109,28 +109,46 @@ class ChatReply(Iterator[str]):
         """Attempts after the first, refusals included."""
         return max(0, len(self.records) - 1)
 
-    @property
-    def notices(self) -> list[str]:
+    def model_notices(self) -> list[str]:
+        """What the models said about the conversation: turns dropped to fit the window, then
+        the answering model's own notices, each once."""
         out = [self.trimmed] if self.trimmed else []
         for notice in self.result.notices if self.result else ():
             if notice not in out:
                 out.append(notice)
+        return out
+
+    def failed_models(self) -> dict[str, list[str]]:
+        """Each model that did not answer (or needed retries), with its distinct error types
+        in order; the words are the caller's (English notices here, translated on the page)."""
+        reasons: dict[str, list[str]] = {}
+        for f in self.failures:
+            if f.error_type not in reasons.setdefault(f.model, []):
+                reasons[f.model].append(f.error_type)
+        return reasons
+
+    def answering_attempt(self) -> int:
+        """The answering model's attempt number among its own attempts (1: first try)."""
+        return sum(1 for f in self.failures if f.model == self.answered_by) + 1
+
+    @property
+    def notices(self) -> list[str]:
+        out = self.model_notices()
         if self.answered_by is not None and self.failures:
             out.append(self._rescue_notice())
         return out
 
     def _rescue_notice(self) -> str:
         name = self._name
-        reasons: dict[str, list[str]] = {}
-        for f in self.failures:
-            words = REASON_WORDS.get(f.error_type, f.error_type.replace("_", " "))
-            if words not in reasons.setdefault(f.model, []):
-                reasons[f.model].append(words)
-        failed = "; ".join(f"{name(m)} failed ({', '.join(w)})" for m, w in reasons.items() if m != self.answered_by)
-        own = reasons.get(self.answered_by or "")
+
+        def words(types: list[str]) -> str:
+            return ", ".join(REASON_WORDS.get(e, e.replace("_", " ")) for e in types)
+
+        reasons = self.failed_models()
+        failed = "; ".join(f"{name(m)} failed ({words(w)})" for m, w in reasons.items() if m != self.answered_by)
         if not failed:  # the requested model answered after retries
-            tries = sum(1 for f in self.failures if f.model == self.answered_by) + 1
-            return f"{name(self.answered_by)} answered on attempt {tries} (after: {', '.join(own or ())})"
+            own = words(reasons.get(self.answered_by or "", []))
+            return f"{name(self.answered_by)} answered on attempt {self.answering_attempt()} (after: {own})"
         return f"{failed} - answered by {name(self.answered_by)}"
 
     def _name(self, model_id: str | None) -> str:

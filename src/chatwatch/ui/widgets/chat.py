@@ -45,31 +45,24 @@ def rescue_notice(reply: ChatReply, names: Mapping[str, str], lang: str) -> str 
     attempt answered, or none did); `names` maps model ids to their display names."""
     if reply.answered_by is None or not reply.failures:
         return None
-    reasons: dict[str, list[str]] = {}
-    for f in reply.failures:
-        words = label("error_type", f.error_type, lang)
-        if words not in reasons.setdefault(f.model, []):
-            reasons[f.model].append(words)
+
+    def words(types: list[str]) -> str:
+        return ", ".join(label("error_type", e, lang) for e in types)
+
+    reasons = reply.failed_models()
+    name = names.get(reply.answered_by, reply.answered_by)
     others = [m for m in reasons if m != reply.answered_by]
     if not others:
-        return t(
-            "chat.answered_after_retries",
-            lang,
-            model=names.get(reply.answered_by, reply.answered_by),
-            n=reply.retries + 1,
-            reasons=", ".join(reasons[reply.answered_by]),
-        )
-    failed = "; ".join(
-        t("chat.model_failed", lang, model=names.get(m, m), reasons=", ".join(reasons[m])) for m in others
-    )
-    return t("chat.answered_by", lang, failed=failed, model=names.get(reply.answered_by, reply.answered_by))
+        own = words(reasons[reply.answered_by])
+        return t("chat.answered_after_retries", lang, model=name, n=reply.answering_attempt(), reasons=own)
+    failed = "; ".join(t("chat.model_failed", lang, model=names.get(m, m), reasons=words(reasons[m])) for m in others)
+    return t("chat.answered_by", lang, failed=failed, model=name)
 
 
 def reply_notices(reply: ChatReply, names: Mapping[str, str], max_tokens: int, lang: str) -> list[str]:
     """The notices under an answered reply, in the order the page shows them."""
     record = reply.record
-    notices = [reply.trimmed] if reply.trimmed else []
-    notices += [n for n in (reply.result.notices if reply.result else ()) if n not in notices]
+    notices = reply.model_notices()
     rescued = rescue_notice(reply, names, lang)
     if rescued:
         notices.append(rescued)
