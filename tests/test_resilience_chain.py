@@ -15,18 +15,15 @@ the PostgreSQL at 127.0.0.1:5432.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 import genai_prices
 import pytest
@@ -38,7 +35,7 @@ from chatwatch.models.registry import ModelRegistry
 from chatwatch.runtime import Runtime
 from chatwatch.store.schema import breakers, requests
 from tests.fixtures.paths import free_port
-from tests.fixtures.servers import _wait_until_up, smollm2_path
+from tests.fixtures.servers import start_llama_server
 from tests.stub_openai_server import Script, StubServer
 
 SMOLLM2 = {"id": "smollm2", "name": "SmolLM2 135M (local)", "kind": "llama_cpp"}
@@ -615,34 +612,12 @@ def test_an_open_circuit_does_not_stop_a_stored_answer(make_chat, stub_server: S
 # -- a real server killed in the middle of a stream ----------------------------------------
 
 
-def start_llama_server(port: int, log: Path) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(smollm2_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "1024",
-        "--n_threads",
-        str(os.cpu_count() or 1),
-    ]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    _wait_until_up(f"http://127.0.0.1:{port}/v1/models", proc, log, 60.0)
-    return proc
-
-
 def test_a_llama_server_killed_mid_stream_is_recorded_and_a_restarted_one_answers(make_chat, tmp_path):
     port = free_port()
     log = tmp_path / "llama_server.log"
     base_url = f"http://127.0.0.1:{port}/v1"
     chat = make_chat(stub_model("srv", base_url, name="Server", timeout_s=60, fallbacks=["smollm2"]))
-    proc = start_llama_server(port, log)
+    proc = start_llama_server(port, log, n_ctx=1024)
     try:
 
         def kill() -> None:
@@ -660,7 +635,7 @@ def test_a_llama_server_killed_mid_stream_is_recorded_and_a_restarted_one_answer
         assert [(r["model"], r["status"], r["error_type"]) for r in rows] == [("srv", "error", "provider_error")]
         assert rows[0]["response_chars"] == len("".join(asked.chunks))
 
-        proc = start_llama_server(port, log)
+        proc = start_llama_server(port, log, n_ctx=1024)
         asked = chat.ask("srv")
         assert asked.error is None and asked.chunks and asked.reply.answered_by == "srv"
         assert check_rows(chat, asked)[-1]["status"] == "ok"
